@@ -1,0 +1,3 @@
+from bayling_data.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,137 @@
+"""The ``bayling-data`` command. Thin: it parses arguments and calls the library.
+
+A user's mistake (a bad recipe, a malformed corpus) is one line on stderr and exit status 2, with no
+traceback; heavy imports wait until a subcommand runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bayling_data import __version__
+from bayling_data.errors import BaylingError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _add_overrides(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a recipe key, e.g. --set sources.0.path=flores200_dataset (repeatable)",
+    )
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bayling-data",
+        description="Cross-lingual instruction-tuning data around Chinese and English pivots.",
+    )
+    parser.add_argument("--version", action="version", version=f"bayling-data {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    build = commands.add_parser("build", help="run a recipe and write sharded Arrow output")
+    build.add_argument("recipe", type=Path, help="recipe YAML file")
+    _add_overrides(build)
+    build.add_argument("--quiet", action="store_true", help="print no progress or summary")
+
+    validate = commands.add_parser("validate", help="check a recipe and its sources, write nothing")
+    validate.add_argument("recipe", type=Path)
+    _add_overrides(validate)
+
+    langs = commands.add_parser("langs", help="look a language up by any code or name")
+    langs.add_argument(
+        "query", nargs="?", help="code or name (swh, sw, zho_simpl, Swahili, 斯瓦希里语)"
+    )
+
+    inspect = commands.add_parser("inspect", help="counts and sample rows of a build's output")
+    inspect.add_argument("out_dir", type=Path)
+    inspect.add_argument("-n", "--samples", type=int, default=3, help="sample rows to show")
+    return parser
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    console = Console(stderr=stderr)
+    if not console.is_terminal:  # piped or captured: do not cut tables to 80 columns
+        console = Console(stderr=stderr, width=160)
+    return console
+
+
+def _build(args: argparse.Namespace) -> int:
+    from bayling_data.pipeline import run_build
+    from bayling_data.recipe import load_recipe
+    from bayling_data.report import build_summary
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    console = _console(stderr=True)
+    report = run_build(recipe, progress=not args.quiet and console.is_terminal)
+    if not args.quiet:
+        build_summary(report, console)
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from bayling_data.io.staging import check_output_dir
+    from bayling_data.pipeline import plan_build
+    from bayling_data.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    plan = plan_build(recipe)
+    check_output_dir(Path(recipe.output.dir))
+    segments = sum(source.num_segments or 0 for source in plan.sources)
+    print(
+        f"{args.recipe}: ok: {len(plan.sources)} source(s), {segments:,} segments, "
+        f"pivots {', '.join(plan.pivots)}, {len(plan.targets)} target languages, "
+        f"tasks {', '.join(task.name for task in plan.tasks)}"
+    )
+    return 0
+
+
+def _langs(args: argparse.Namespace) -> int:
+    from bayling_data.languages import registry
+    from bayling_data.report import languages_table
+
+    reg = registry()
+    if args.query is None:
+        found = list(reg)
+    else:
+        found = reg.search(args.query)
+        if not found:
+            reg.resolve(args.query)  # raises with the nearest matches
+    languages_table(found, _console())
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from bayling_data.report import inspect_output
+
+    inspect_output(args.out_dir, _console(), samples=args.samples)
+    return 0
+
+
+COMMANDS = {"build": _build, "validate": _validate, "langs": _langs, "inspect": _inspect}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except BaylingError as err:
+        print(f"bayling-data {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"bayling-data {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,421 @@
+"""Recipes: the YAML file that says what a build reads, generates, filters and writes.
+
+A recipe is validated into frozen pydantic models. Every mistake (an unknown key, a wrong type, an
+unknown language, an unset ``${ENV_VAR}``, a bad ``--set`` override) becomes one
+:class:`~bayling_data.errors.RecipeError` line that names the file, the key path and what was
+expected. ``docs/recipes.md`` documents every key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bayling_data.errors import RecipeError, UnknownLanguageError
+from bayling_data.languages import NAMED_SETS, registry
+
+SAMPLE_PREFIX = "sample:"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve_code(value: str) -> str:
+    try:
+        return registry().resolve(value).code
+    except UnknownLanguageError as err:
+        raise ValueError(str(err)) from None
+
+
+def _resolve_codes(values: list[str]) -> list[str]:
+    codes = []
+    for index, value in enumerate(values):
+        try:
+            codes.append(registry().resolve(value).code)
+        except UnknownLanguageError as err:
+            raise ValueError(f"item {index}: {err}") from None
+    return codes
+
+
+# --- sources -------------------------------------------------------------------------------------
+
+
+class FloresSourceConfig(_Strict):
+    """A Flores-200 or Flores-101 folder (``dev/eng_Latn.dev`` or ``dev/eng.dev``)."""
+
+    type: Literal["flores"]
+    path: str = Field(
+        description="Folder holding dev/ and devtest/, or `sample:flores200` (bundled sample)."
+    )
+    splits: list[str] | None = Field(
+        default=None, description="Splits to read; default: every split folder present."
+    )
+    languages: list[str] | None = Field(
+        default=None, description="Languages to read from this source; default: the recipe's."
+    )
+    corpus: str | None = Field(
+        default=None, description="Corpus name in provenance; default: flores200 or flores101."
+    )
+
+    @field_validator("languages")
+    @classmethod
+    def _codes(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _resolve_codes(value)
+
+    @field_validator("splits")
+    @classmethod
+    def _splits(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("give at least one split, or leave the key out to read every split")
+        return value
+
+
+SourceConfig = FloresSourceConfig
+
+
+# --- tasks ---------------------------------------------------------------------------------------
+
+Direction = Literal["to_pivot", "from_pivot", "between_pivots"]
+
+
+class TranslationTaskConfig(_Strict):
+    """Translation instructions between every target language and every pivot."""
+
+    type: Literal["translation"]
+    weight: float = Field(default=1.0, gt=0, description="Mixture weight among the tasks.")
+    directions: list[Direction] = Field(
+        default=["to_pivot", "from_pivot", "between_pivots"],
+        min_length=1,
+        description="Which directions to generate.",
+    )
+    prompt_languages: dict[str, float] = Field(
+        default={"zho_Hans": 0.5, "eng_Latn": 0.5},
+        description="Share of prompts written in each pivot language.",
+    )
+
+    @field_validator("prompt_languages")
+    @classmethod
+    def _prompt_languages(cls, value: dict[str, float]) -> dict[str, float]:
+        resolved: dict[str, float] = {}
+        for code, share in value.items():
+            if share < 0:
+                raise ValueError(f"the share for {code!r} must be >= 0, got {share}")
+            resolved[_resolve_code(code)] = float(share)
+        if not any(resolved.values()):
+            raise ValueError("at least one prompt language needs a share above 0")
+        return resolved
+
+
+TaskConfig = TranslationTaskConfig
+
+
+# --- filters -------------------------------------------------------------------------------------
+
+
+class NormalizeConfig(_Strict):
+    """Unicode and whitespace normalization of every segment (runs before templating)."""
+
+    type: Literal["normalize"]
+    unicode: Literal["NFC", "NFKC", "none"] = "NFC"
+    collapse_whitespace: bool = True
+    remove_control: bool = True
+
+
+class LengthConfig(_Strict):
+    """Keep segments whose length in characters is within [min_chars, max_chars]."""
+
+    type: Literal["length"]
+    min_chars: int = Field(default=1, ge=0)
+    max_chars: int = Field(default=2000, ge=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> LengthConfig:
+        if self.min_chars > self.max_chars:
+            raise ValueError(f"min_chars ({self.min_chars}) is above max_chars ({self.max_chars})")
+        return self
+
+
+class DedupConfig(_Strict):
+    """Drop instructions whose messages repeat an earlier instruction exactly."""
+
+    type: Literal["dedup"]
+
+
+FilterConfig = Annotated[
+    Union[NormalizeConfig, LengthConfig, DedupConfig],  # noqa: UP007 - a discriminated union
+    Field(discriminator="type"),
+]
+
+
+# --- output and the recipe -----------------------------------------------------------------------
+
+
+class OutputConfig(_Strict):
+    dir: str = Field(description="Output folder; replaced only if it holds a previous build.")
+    rows_per_shard: int = Field(default=100_000, gt=0)
+    validation_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
+    shuffle: bool = True
+
+
+class Recipe(_Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    seed: int = 0
+    pivot_languages: list[str] = Field(default=["zho_Hans", "eng_Latn"], min_length=1)
+    target_languages: list[str] | str = "flores200"
+    sources: list[SourceConfig] = Field(min_length=1)
+    tasks: list[TaskConfig] = Field(min_length=1)
+    filters: list[FilterConfig] = Field(default_factory=list)
+    output: OutputConfig
+
+    @field_validator("pivot_languages")
+    @classmethod
+    def _pivots(cls, value: list[str]) -> list[str]:
+        codes = _resolve_codes(value)
+        if len(set(codes)) != len(codes):
+            raise ValueError("a pivot language is listed twice")
+        return codes
+
+    @field_validator("target_languages")
+    @classmethod
+    def _targets(cls, value: list[str] | str) -> list[str] | str:
+        if isinstance(value, str):
+            if value not in NAMED_SETS:
+                raise ValueError(
+                    f"expected a list of languages or one of the named sets "
+                    f"{', '.join(NAMED_SETS)}, got {value!r}"
+                )
+            return value
+        return list(dict.fromkeys(_resolve_codes(value)))
+
+    @model_validator(mode="after")
+    def _prompt_languages_are_pivots(self) -> Recipe:
+        for index, task in enumerate(self.tasks):
+            for code in task.prompt_languages:
+                if code not in self.pivot_languages:
+                    raise ValueError(
+                        f"tasks.{index}.prompt_languages: {code} is not a pivot language "
+                        f"(pivots: {', '.join(self.pivot_languages)})"
+                    )
+        return self
+
+    def target_codes(self) -> list[str] | None:
+        """Explicit target languages, or None for a named set (whatever the sources hold of it)."""
+        return None if isinstance(self.target_languages, str) else list(self.target_languages)
+
+    def named_set_codes(self) -> set[str]:
+        if isinstance(self.target_languages, str):
+            return {lang.code for lang in registry().named_set(self.target_languages)}
+        return set(self.target_languages)
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _substitute_env(node: Any, where: str, path: str) -> Any:
+    if isinstance(node, dict):
+        return {
+            key: _substitute_env(value, where, f"{path}.{key}" if path else str(key))
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_substitute_env(value, where, f"{path}.{i}") for i, value in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise RecipeError(
+                f"{where}: {path}: environment variable {name} is not set "
+                f"(set it, or write ${{{name}:-default}})"
+            )
+
+        return _ENV_PATTERN.sub(replace, node)
+    return node
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Apply one ``key.path=value`` override in place; the value is parsed as YAML."""
+    if "=" not in override:
+        raise RecipeError(f"--set {override}: expected key.path=value")
+    dotted, raw = override.split("=", 1)
+    keys = [part for part in dotted.strip().split(".")]
+    if not all(keys):
+        raise RecipeError(f"--set {override}: expected a dotted key path such as output.dir")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    node: Any = data
+    for depth, key in enumerate(keys):
+        last = depth == len(keys) - 1
+        here = ".".join(keys[: depth + 1])
+        if isinstance(node, list):
+            if not key.isdigit() or int(key) >= len(node):
+                raise RecipeError(
+                    f"--set {dotted}: {here} is not an item of a list of {len(node)} entries"
+                )
+            if last:
+                node[int(key)] = value
+            else:
+                node = node[int(key)]
+        elif isinstance(node, dict):
+            if last:
+                node[key] = value
+            else:
+                node = node.setdefault(key, {})
+        else:
+            raise RecipeError(f"--set {dotted}: {'.'.join(keys[:depth])} is not a mapping or list")
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read, override, substitute and validate a recipe file."""
+    path = Path(path)
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"{where}: no such recipe file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise RecipeError(f"{where}: cannot read the recipe ({err})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise RecipeError(f"{where}{line}: could not parse the YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{where}: expected a mapping of recipe keys at the top level")
+    for override in overrides:
+        apply_override(data, override)
+    data = _substitute_env(data, where, "")
+    return validate_recipe(data, where)
+
+
+def validate_recipe(data: dict[str, Any], where: str = "<recipe>") -> Recipe:
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as err:
+        raise RecipeError(format_validation_error(err, where)) from None
+
+
+# --- one-line messages from pydantic errors ------------------------------------------------------
+
+
+def _unwrap(annotation: Any) -> Any:
+    while typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
+def _union_members(annotation: Any) -> list[Any]:
+    annotation = _unwrap(annotation)
+    origin = typing.get_origin(annotation)
+    if origin is Union or origin is types.UnionType:
+        return [_unwrap(arg) for arg in typing.get_args(annotation) if arg is not type(None)]
+    return [annotation]
+
+
+def _type_tag(model: Any) -> str | None:
+    if isinstance(model, type) and issubclass(model, BaseModel) and "type" in model.model_fields:
+        args = typing.get_args(model.model_fields["type"].annotation)
+        return args[0] if args else None
+    return None
+
+
+def _walk(loc: tuple[Any, ...]) -> tuple[list[str], Any]:
+    """Turn a pydantic error location into the user's key path and the annotation it points at.
+
+    Discriminated unions add their tag (``length``) to the location; the user never wrote it, so
+    it is left out of the path shown.
+    """
+    shown: list[str] = []
+    current: Any = Recipe
+    for part in loc:
+        members = _union_members(current) if current is not None else []
+        models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+        if isinstance(part, str) and len(models) > 1:
+            tagged = [m for m in models if _type_tag(m) == part]
+            if tagged:
+                current = tagged[0]
+                continue
+        shown.append(str(part))
+        if len(models) == 1 and isinstance(part, str):
+            field = models[0].model_fields.get(part)
+            current = field.annotation if field is not None else None
+            continue
+        current = None
+        for member in members:
+            origin = typing.get_origin(member)
+            if origin in (list, tuple) and isinstance(part, int):
+                current = typing.get_args(member)[0]
+                break
+            if origin is dict:
+                current = typing.get_args(member)[1]
+                break
+    return shown, current
+
+
+def _describe(error: Any) -> str:
+    loc = tuple(error["loc"])
+    shown, _ = _walk(loc)
+    path = ".".join(shown) or "(top level)"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        container = _walk(loc[:-1])[1]
+        models = [
+            m for m in _union_members(container) if isinstance(m, type) and issubclass(m, BaseModel)
+        ]
+        allowed = list(models[0].model_fields) if len(models) == 1 else []
+        near = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        expected = f"; expected one of: {', '.join(allowed)}" if allowed else ""
+        return f"{path}: unknown key{hint}{expected}"
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        ctx = error.get("ctx") or {}
+        expected = ctx.get("expected_tags", "")
+        if kind == "union_tag_not_found":
+            return f"{path}: missing key 'type'; expected one of: {expected}"
+        return f"{path}.type: unknown type {ctx.get('tag')!r}; expected one of: {expected}"
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    elif "input" in error and not isinstance(error["input"], dict | list):
+        message = f"{message} (got {error['input']!r})"
+    return f"{path}: {message}"
+
+
+def format_validation_error(err: ValidationError, where: str) -> str:
+    """One line for the first problem, and how many more there are."""
+    errors = err.errors()
+    first = _describe(errors[0])
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return f"{where}: {first}{more if len(errors) > 1 else ''}"
+
+
+def resolve_source_path(raw: str) -> Path:
+    """A source path as written (``sample:NAME`` for a bundled sample, else a filesystem path)."""
+    if raw.startswith(SAMPLE_PREFIX):
+        from bayling_data.sources.samples import sample_path
+
+        return sample_path(raw[len(SAMPLE_PREFIX) :])
+    return Path(os.path.expanduser(raw))

@@ -1,0 +1,177 @@
+"""Tables for people: the build summary, ``inspect`` and ``langs`` output (rich)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from bayling_data.io.shards import read_split
+from bayling_data.io.staging import MANIFEST_NAME
+from bayling_data.languages import Language
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def build_summary(report: object, console: Console) -> None:
+    """Rows in and out of every stage with its time, and rows written per task and language."""
+    manifest = report.manifest  # type: ignore[attr-defined]
+    seconds = report.seconds  # type: ignore[attr-defined]
+    stages = Table(title="stages", title_justify="left")
+    for column in ("stage", "counts", "in", "dropped", "out", "seconds"):
+        stages.add_column(column, justify="left" if column in ("stage", "counts") else "right")
+    segments = sum(int(sum(s.get("splits", {}).values())) for s in manifest["sources"])
+    stages.add_row("load", "segments", "", "", _n(segments), f"{seconds.get('load', 0.0):.2f}")
+    for stats in report.stats:  # type: ignore[attr-defined]
+        if stats.by_key:
+            total_in = sum(entry["in"] for entry in stats.by_key.values())
+            unit = "sides" if stats.level == "segment" else "rows"
+            stages.add_row(
+                stats.name,
+                unit,
+                _n(total_in),
+                _n(stats.dropped),
+                _n(total_in - stats.dropped),
+                f"{stats.seconds:.2f}",
+            )
+        else:
+            stages.add_row(
+                stats.name,
+                "segments -> rows",
+                _n(stats.rows_in),
+                "",
+                _n(stats.rows_out),
+                f"{stats.seconds:.2f}",
+            )
+    stages.add_row("write", "rows", "", "", "", f"{seconds.get('write', 0.0):.2f}")
+    console.print(stages)
+
+    drops = Table(title="dropped by filter and language", title_justify="left")
+    segment_stats = [s for s in report.stats if s.level == "segment" and s.by_key]  # type: ignore[attr-defined]
+    if segment_stats:
+        drops.add_column("language")
+        for stats in segment_stats:
+            drops.add_column(stats.name, justify="right")
+        languages = sorted({key for stats in segment_stats for key in stats.by_key})
+        for code in languages:
+            cells = []
+            for stats in segment_stats:
+                entry = stats.by_key.get(code, {"in": 0, "dropped": 0})
+                cells.append(f"{entry['dropped']}/{entry['in']}")
+            drops.add_row(code, *cells)
+        console.print(drops)
+    written_table(manifest, console)
+    console.print(
+        f"wrote {_n(sum(s['rows'] for s in manifest['splits'].values()))} rows to "
+        f"{report.out_dir} in {seconds.get('total', 0.0):.1f}s"  # type: ignore[attr-defined]
+    )
+    console.print(f"signature: {manifest['signature']}")
+
+
+def written_table(manifest: dict[str, object], console: Console) -> None:
+    """Rows written per split and task, then per language (as source and as target)."""
+    splits = manifest["splits"]  # type: ignore[assignment]
+    by_task = Table(title="rows written by task", title_justify="left")
+    by_task.add_column("task")
+    for name in splits:
+        by_task.add_column(name, justify="right")
+    tasks = sorted({task for split in splits.values() for task in split["counts"]["task"]})
+    for task in tasks:
+        by_task.add_row(
+            task, *(_n(split["counts"]["task"].get(task, 0)) for split in splits.values())
+        )
+    console.print(by_task)
+    by_lang = Table(title="rows written by language (all splits)", title_justify="left")
+    for column in ("language", "as source", "as target", "prompts in"):
+        by_lang.add_column(column, justify="left" if column == "language" else "right")
+    languages = sorted({code for split in splits.values() for code in split["counts"]["language"]})
+    for code in languages:
+        by_lang.add_row(
+            code,
+            *(
+                _n(sum(split["counts"][column].get(code, 0) for split in splits.values()))
+                for column in ("src_lang", "tgt_lang", "prompt_lang")
+            ),
+        )
+    console.print(by_lang)
+
+
+def read_manifest(out_dir: Path) -> dict[str, object]:
+    from bayling_data.errors import BaylingError
+
+    path = out_dir / MANIFEST_NAME
+    if not path.is_file():
+        raise BaylingError(
+            f"{out_dir}: no {MANIFEST_NAME} here; is it a bayling-data build folder?"
+        )
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except json.JSONDecodeError as err:
+        raise BaylingError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+
+
+def inspect_output(out_dir: Path, console: Console, samples: int = 3) -> None:
+    """Counts by split, task, direction and language, plus a few sample rows."""
+    manifest = read_manifest(out_dir)
+    console.print(f"[bold]{out_dir}[/bold]  {manifest['signature']}")
+    splits = manifest["splits"]
+    overview = Table(title="splits", title_justify="left")
+    for column in ("split", "rows", "shards"):
+        overview.add_column(column, justify="left" if column == "split" else "right")
+    for name, split in splits.items():
+        overview.add_row(name, _n(split["rows"]), str(len(split["shards"])))
+    console.print(overview)
+    written_table(manifest, console)
+    directions = Table(title="rows by direction (all splits)", title_justify="left")
+    directions.add_column("direction")
+    directions.add_column("rows", justify="right")
+    merged: dict[str, int] = {}
+    for split in splits.values():
+        for direction, count in split["counts"]["direction"].items():
+            merged[direction] = merged.get(direction, 0) + count
+    for direction, count in sorted(merged.items()):
+        directions.add_row(direction, _n(count))
+    console.print(directions)
+    if samples > 0 and "train" in splits and splits["train"]["rows"]:
+        table = read_split(out_dir, "train").slice(0, samples)
+        for row in table.to_pylist():
+            console.rule(
+                f"{row['task']} {row['direction']} ({row['template_id']}) {row['id'][:12]}"
+            )
+            for message in row["messages"]:
+                console.print(f"[bold]{message['role']}:[/bold] {escape(message['content'])}")
+
+
+def languages_table(languages: list[Language], console: Console) -> None:
+    """One language (or a few): every field, one per line. More: one row each, main fields."""
+    if len(languages) <= 3:
+        for lang in languages:
+            record = Table.grid(padding=(0, 2))
+            record.add_column(style="bold")
+            record.add_column()
+            for key, value in lang.as_dict().items():
+                record.add_row(key, value or "-")
+            console.print(record)
+            console.print()
+        return
+    table = Table()
+    columns = (
+        "flores200",
+        "flores101",
+        "iso639_1",
+        "script",
+        "name_en",
+        "name_zh",
+        "lid176",
+        "tier",
+    )
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    for lang in languages:
+        table.add_row(*(getattr(lang, column) for column in columns))
+    console.print(table)

@@ -1,0 +1,241 @@
+"""Flores-200 and Flores-101: multi-way parallel files, line N the same sentence in every language.
+
+Layouts read::
+
+    flores200_dataset/dev/eng_Latn.dev      devtest/zho_Hans.devtest     (Flores-200)
+    flores101_dataset/dev/eng.dev           devtest/zho_simpl.devtest    (Flores-101)
+    metadata_dev.tsv                        (optional: URL, domain, topic per line)
+
+The path may also be one split folder (``.../dev``). Segment ids are 1-based line numbers, so
+``(corpus, split, segment_id)`` names the same sentence in every language, which later tasks and
+benchmark decontamination rely on.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pyarrow as pa
+
+from bayling_data.errors import CorpusError
+from bayling_data.languages import LanguageRegistry, registry
+from bayling_data.schema import segment_languages, segment_schema
+from bayling_data.sources.base import DEFAULT_BATCH_ROWS, Source
+
+
+def count_lines(path: Path) -> int:
+    """Lines in a file, counting a last line without a final newline."""
+    lines = 0
+    last = b"\n"
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines + (last != b"\n")
+
+
+def _decode(raw: bytes, path: Path, line_no: int) -> str | None:
+    raw = raw.rstrip(b"\n")
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise CorpusError(
+            f"{path}:{line_no}: invalid UTF-8 ({err.reason} at byte {err.start} of the line)"
+        ) from None
+    return text if text.strip() else None
+
+
+class FloresSource(Source):
+    """A Flores-200 or Flores-101 folder, read as multi-way aligned segment batches.
+
+    >>> source = FloresSource("flores200_dataset", languages=["swh", "zh"], splits=["dev"])
+    >>> for batch in source.iter_batches():  # doctest: +SKIP
+    ...     print(batch.num_rows, batch.schema.names)
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        languages: list[str] | None = None,
+        splits: list[str] | None = None,
+        corpus: str | None = None,
+        lang_registry: LanguageRegistry | None = None,
+    ):
+        self.root = Path(path)
+        self._registry = lang_registry or registry()
+        if not self.root.is_dir():
+            raise CorpusError(f"{self.root}: no such Flores folder")
+        wanted = None if languages is None else [self._registry.resolve(c).code for c in languages]
+        found = self._find_splits()
+        if not found:
+            raise CorpusError(
+                f"{self.root}: no Flores split folders here "
+                "(expected dev/eng_Latn.dev, devtest/zho_Hans.devtest or dev/eng.dev)"
+            )
+        if splits is not None:
+            missing = [split for split in splits if split not in found]
+            if missing:
+                raise CorpusError(
+                    f"{self.root}: no split {missing[0]!r} here; found: {', '.join(found)}"
+                )
+            found = {split: found[split] for split in splits}
+        layouts: set[str] = set()
+        self._files: dict[str, dict[str, Path]] = {}
+        for split, folder in found.items():
+            files = self._language_files(folder, split, layouts)
+            if wanted is not None:
+                files = {code: files[code] for code in wanted if code in files}
+            self._files[split] = dict(sorted(files.items()))
+        self.layout = "flores101" if layouts == {"flores101"} else "flores200"
+        self.corpus = corpus or self.layout
+        self.line_counts = {split: self._check_line_counts(split) for split in self._files}
+        self._metadata = {split: self._metadata_file(split) for split in self._files}
+
+    # -- discovery ---------------------------------------------------------------------------------
+
+    def _find_splits(self) -> dict[str, Path]:
+        def holds_split(folder: Path) -> bool:
+            return any(folder.glob(f"*.{folder.name}"))
+
+        if holds_split(self.root):
+            return {self.root.name: self.root}
+        return {
+            child.name: child
+            for child in sorted(self.root.iterdir())
+            if child.is_dir() and holds_split(child)
+        }
+
+    def _language_files(self, folder: Path, split: str, layouts: set[str]) -> dict[str, Path]:
+        files: dict[str, Path] = {}
+        by_flores200 = {lang.flores200: lang for lang in self._registry}
+        by_flores101 = {lang.flores101: lang for lang in self._registry if lang.flores101}
+        for path in sorted(folder.glob(f"*.{split}")):
+            stem = path.name[: -len(split) - 1]
+            lang = by_flores200.get(stem)
+            if lang is not None:
+                layouts.add("flores200")
+            elif stem in by_flores101:
+                lang = by_flores101[stem]
+                layouts.add("flores101")
+            else:
+                raise CorpusError(
+                    f"{path}: {stem!r} is not a Flores-200 code (eng_Latn) "
+                    "or a Flores-101 code (eng, zho_simpl)"
+                )
+            if lang.code in files:
+                raise CorpusError(f"{path}: {lang.code} is also read from {files[lang.code]}")
+            files[lang.code] = path
+        return files
+
+    def _check_line_counts(self, split: str) -> int:
+        counts = {code: count_lines(path) for code, path in self._files[split].items()}
+        if not counts:
+            return 0
+        expected, _ = Counter(counts.values()).most_common(1)[0]
+        reference = next(code for code, n in counts.items() if n == expected)
+        for code, n in counts.items():
+            if n != expected:
+                raise CorpusError(
+                    f"{self._files[split][code]} has {n} lines, but "
+                    f"{self._files[split][reference]} has {expected}: the files of a split "
+                    "must be line-aligned"
+                )
+        return expected
+
+    def _metadata_file(self, split: str) -> Path | None:
+        # Beside the split folders, or one level up when the path is a split folder itself.
+        candidates = [
+            self.root / f"metadata_{split}.tsv",
+            self.root.parent / f"metadata_{split}.tsv",
+        ]
+        path = next((p for p in candidates if p.is_file()), None)
+        if path is not None and count_lines(path) - 1 != self.line_counts[split]:
+            raise CorpusError(
+                f"{path} has {count_lines(path) - 1} rows, but the {split} files have "
+                f"{self.line_counts[split]} lines"
+            )
+        return path
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    @property
+    def languages(self) -> list[str]:
+        codes = {code for files in self._files.values() for code in files}
+        return sorted(codes)
+
+    @property
+    def num_segments(self) -> int:
+        return sum(self.line_counts.values())
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self._files)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "type": "flores",
+            "corpus": self.corpus,
+            "layout": self.layout,
+            "path": str(self.root),
+            "splits": {split: self.line_counts[split] for split in self._files},
+            "languages": self.languages,
+        }
+
+    def iter_batches(self, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        schema = segment_schema(self.languages)
+        for split, files in self._files.items():
+            yield from self._read_split(split, files, schema, batch_rows)
+
+    def _read_split(
+        self, split: str, files: dict[str, Path], schema: pa.Schema, batch_rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        doc_ids = self._doc_ids(split)
+        with ExitStack() as stack:
+            handles = {code: stack.enter_context(open(p, "rb")) for code, p in files.items()}
+            columns: dict[str, list[str | None]] = {code: [] for code in segment_languages(schema)}
+            start = 1
+            for line_no in range(1, self.line_counts[split] + 1):
+                for code in columns:
+                    handle = handles.get(code)
+                    columns[code].append(
+                        None if handle is None else _decode(handle.readline(), files[code], line_no)
+                    )
+                if line_no - start + 1 == batch_rows or line_no == self.line_counts[split]:
+                    yield self._batch(schema, split, start, line_no, doc_ids, columns)
+                    columns = {code: [] for code in columns}
+                    start = line_no + 1
+
+    def _batch(
+        self,
+        schema: pa.Schema,
+        split: str,
+        start: int,
+        stop: int,
+        doc_ids: list[str] | None,
+        columns: dict[str, list[str | None]],
+    ) -> pa.RecordBatch:
+        n = stop - start + 1
+        meta = {
+            "corpus": [self.corpus] * n,
+            "split": [split] * n,
+            "segment_id": [str(i) for i in range(start, stop + 1)],
+            "doc_id": doc_ids[start - 1 : stop] if doc_ids else [None] * n,
+        }
+        return pa.RecordBatch.from_pydict({**meta, **columns}, schema=schema)
+
+    def _doc_ids(self, split: str) -> list[str] | None:
+        path = self._metadata[split]
+        if path is None:
+            return None
+        with open(path, encoding="utf-8", newline="") as handle:
+            reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+            header = next(reader, [])
+            column = header.index("URL") if "URL" in header else 0
+            return [row[column] if len(row) > column else "" for row in reader]

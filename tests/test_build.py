@@ -1,0 +1,267 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import datasets
+import pyarrow as pa
+import pytest
+import yaml
+from conftest import SAMPLE_RECIPE, SENTENCES, run_cli, write_flores
+
+from bayling_data.errors import BaylingError, CorpusError
+from bayling_data.io.shards import read_split
+from bayling_data.pipeline import run_build
+from bayling_data.recipe import load_recipe
+
+
+def build_sample(out: Path, *overrides: str):
+    recipe = load_recipe(SAMPLE_RECIPE, [f"output.dir={out}", *overrides])
+    return run_build(recipe)
+
+
+def shard_files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.arrow"))}
+
+
+@pytest.fixture(scope="module")
+def sample_build(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sample") / "out"
+    build_sample(out)
+    return out
+
+
+def test_sample_build_loads_with_datasets(sample_build):
+    loaded = datasets.load_from_disk(str(sample_build))
+    manifest = json.loads((sample_build / "manifest.json").read_text("utf-8"))
+    assert set(loaded) == set(manifest["splits"]) == {"train", "validation"}
+    for split, ds in loaded.items():
+        assert ds.num_rows == manifest["splits"][split]["rows"] > 0
+        for messages in ds["messages"]:
+            roles = [m["role"] for m in messages]
+            assert roles == ["user", "assistant"] * (len(roles) // 2) and roles
+            assert all(m["content"] for m in messages)
+
+
+def test_shards_load_with_the_arrow_builder(sample_build):
+    files = sorted(str(p) for p in (sample_build / "train").glob("*.arrow"))
+    ds = datasets.load_dataset("arrow", data_files={"train": files}, split="train")
+    manifest = json.loads((sample_build / "manifest.json").read_text("utf-8"))
+    assert ds.num_rows == manifest["splits"]["train"]["rows"]
+
+
+def test_sample_covers_its_languages_with_both_prompt_languages(sample_build):
+    manifest = json.loads((sample_build / "manifest.json").read_text("utf-8"))
+    counts = manifest["splits"]["train"]["counts"]
+    assert len(counts["language"]) >= 12
+    assert set(counts["prompt_lang"]) == {"zho_Hans", "eng_Latn"}
+    assert "swh_Latn-zho_Hans" in counts["direction"]
+    assert "zho_Hans-eng_Latn" in counts["direction"]
+
+
+def test_manifest_counts_match_the_shards(sample_build):
+    manifest = json.loads((sample_build / "manifest.json").read_text("utf-8"))
+    for split, entry in manifest["splits"].items():
+        table = read_split(sample_build, split)
+        assert table.num_rows == entry["rows"] == sum(s["rows"] for s in entry["shards"])
+        for column in ("task", "direction", "src_lang", "tgt_lang", "prompt_lang"):
+            counted = pa.compute.value_counts(table[column]).to_pylist()
+            assert {c["values"]: c["counts"] for c in counted} == entry["counts"][column]
+
+
+def test_validation_never_shares_a_sentence_with_train(sample_build):
+    def segments(split: str) -> set[tuple[str, str, str]]:
+        table = read_split(sample_build, split)
+        return set(
+            zip(
+                table["source_corpus"].to_pylist(),
+                table["source_split"].to_pylist(),
+                table["source_segment_id"].to_pylist(),
+                strict=True,
+            )
+        )
+
+    assert segments("validation") and not segments("validation") & segments("train")
+
+
+def test_ids_are_unique_and_funnel_adds_up(sample_build):
+    manifest = json.loads((sample_build / "manifest.json").read_text("utf-8"))
+    ids = [
+        i for split in manifest["splits"] for i in read_split(sample_build, split)["id"].to_pylist()
+    ]
+    assert len(ids) == len(set(ids))
+    for stage in manifest["funnel"]:
+        for entry in stage["by_key"].values():
+            assert entry["in"] == entry["out"] + entry["dropped"]
+
+
+def test_same_recipe_twice_gives_identical_bytes(tmp_path, sample_build):
+    build_sample(tmp_path / "again")
+    assert shard_files(tmp_path / "again") == shard_files(sample_build)
+    assert (tmp_path / "again" / "manifest.json").read_bytes() == (
+        sample_build / "manifest.json"
+    ).read_bytes()
+
+
+def test_rows_per_shard_and_no_shuffle(tmp_path):
+    out = tmp_path / "o"
+    build_sample(
+        out, "output.rows_per_shard=500", "output.validation_fraction=0", "output.shuffle=false"
+    )
+    manifest = json.loads((out / "manifest.json").read_text("utf-8"))
+    shards = manifest["splits"]["train"]["shards"]
+    assert len(shards) > 1 and all(s["rows"] <= 500 for s in shards)
+    assert shards[0]["file"] == f"data-00000-of-{len(shards):05d}.arrow"
+    assert list(manifest["splits"]) == ["train"]
+
+
+def test_rebuild_replaces_a_previous_build_but_not_other_folders(tmp_path):
+    out = tmp_path / "o"
+    build_sample(out, "output.validation_fraction=0")
+    build_sample(out, "output.validation_fraction=0", "seed=5")
+    assert json.loads((out / "manifest.json").read_text("utf-8"))["seed"] == 5
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me", "utf-8")
+    with pytest.raises(BaylingError, match="holds no bayling-data build"):
+        build_sample(precious)
+    assert (precious / "notes.txt").read_text("utf-8") == "keep me"
+
+
+def test_a_failing_build_leaves_nothing_that_looks_finished(tmp_path, small_flores):
+    # The corpus breaks on its last line, after the output staging has begun.
+    with open(small_flores / "devtest" / "fra_Latn.devtest", "ab") as handle:
+        handle.truncate(0)
+        handle.write(b"ok\n\xff\n")
+    out = tmp_path / "deep" / "out"
+    recipe = load_recipe(SAMPLE_RECIPE, [f"sources.0.path={small_flores}", f"output.dir={out}"])
+    with pytest.raises(CorpusError, match="invalid UTF-8"):
+        run_build(recipe)
+    assert not (tmp_path / "deep").exists()
+
+
+def test_flores101_layout_builds(tmp_path):
+    root = tmp_path / "flores101_dataset"
+    write_flores(
+        root,
+        "dev",
+        {
+            "eng": SENTENCES["eng_Latn"],
+            "zho_simpl": SENTENCES["zho_Hans"],
+            "swh": SENTENCES["swh_Latn"],
+        },
+    )
+    out = tmp_path / "o"
+    build_sample(
+        out, f"sources.0.path={root}", "target_languages=flores101", "output.validation_fraction=0"
+    )
+    table = read_split(out, "train")
+    assert set(table["source_corpus"].to_pylist()) == {"flores101"}
+    assert set(table["direction"].to_pylist()) == {
+        "swh_Latn-zho_Hans",
+        "swh_Latn-eng_Latn",
+        "zho_Hans-swh_Latn",
+        "eng_Latn-swh_Latn",
+        "zho_Hans-eng_Latn",
+        "eng_Latn-zho_Hans",
+    }
+    assert table.num_rows == 4 * 6
+
+
+def test_explicit_targets_must_be_in_a_source(tmp_path, small_flores):
+    recipe = load_recipe(
+        SAMPLE_RECIPE,
+        [
+            f"sources.0.path={small_flores}",
+            f"output.dir={tmp_path / 'o'}",
+            "target_languages=[swh, yor]",
+        ],
+    )
+    with pytest.raises(BaylingError, match="target_languages: yor_Latn is in no source"):
+        run_build(recipe)
+    assert not (tmp_path / "o").exists()
+
+
+def test_shared_flores200_builds_all_twelve_languages(tmp_path, shared_corpora):
+    out = tmp_path / "o"
+    build_sample(out, f"sources.0.path={shared_corpora / 'flores200'}")
+    manifest = json.loads((out / "manifest.json").read_text("utf-8"))
+    languages = set(manifest["sources"][0]["languages"])
+    assert len(languages) == 12
+    total = 0
+    for split, entry in manifest["splits"].items():
+        table = read_split(out, split)
+        assert table.num_rows == entry["rows"]
+        total += table.num_rows
+        langs = pa.compute.value_counts(table["src_lang"]).to_pylist()
+        assert {c["values"]: c["counts"] for c in langs} == entry["counts"]["src_lang"]
+    found = {lang for e in manifest["splits"].values() for lang in e["counts"]["language"]}
+    assert found == languages
+    # At most 10 targets x 2 pivots x 2 directions + 2 pivot directions per sentence.
+    funnel = {stage["name"]: stage for stage in manifest["funnel"]}
+    generated = funnel["translation"]["rows_out"]
+    assert 997 * 40 < generated <= 997 * 42
+    deduped = sum(entry["dropped"] for entry in funnel["dedup"]["by_key"].values())
+    assert total == generated - deduped
+
+
+# --- the command line, as a user runs it ------------------------------------------------------
+
+
+def test_cli_build_and_inspect(tmp_path):
+    out = tmp_path / "cli_out"
+    done = run_cli("build", str(SAMPLE_RECIPE), "--set", f"output.dir={out}")
+    assert done.returncode == 0, done.stderr
+    assert "rows written by task" in done.stderr
+    assert (out / "manifest.json").is_file()
+    shown = run_cli("inspect", str(out), "-n", "2")
+    assert shown.returncode == 0, shown.stderr
+    assert "translation" in shown.stdout and "assistant:" in shown.stdout
+
+
+def bad_recipe(tmp_path: Path, change) -> Path:
+    data = yaml.safe_load(SAMPLE_RECIPE.read_text("utf-8"))
+    data["output"]["dir"] = str(tmp_path / "never")
+    change(data)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda d: d["output"].update(rows_per_shardd=5), "output.rows_per_shardd"),
+        (lambda d: d.update(target_languages=["swh", "qqq"]), "'qqq'"),
+        (lambda d: d["sources"][0].update(path="/no/such/flores"), "/no/such/flores"),
+    ],
+)
+def test_cli_mistakes_are_one_line_without_traceback(tmp_path, change, named):
+    path = bad_recipe(tmp_path, change)
+    for command in ("build", "validate"):
+        done = run_cli(command, str(path))
+        assert done.returncode != 0
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert "Traceback" not in done.stderr
+        assert named in lines[0]
+        assert not (tmp_path / "never").exists()
+
+
+def test_cli_validate_ok():
+    done = run_cli("validate", str(SAMPLE_RECIPE))
+    assert done.returncode == 0, done.stderr
+    assert "ok" in done.stdout
+
+
+@pytest.mark.parametrize("query", ["swh", "斯瓦希里语", "Swahili", "sw"])
+def test_cli_langs(query):
+    done = run_cli("langs", query)
+    assert done.returncode == 0, done.stderr
+    assert "swh_Latn" in done.stdout and "斯瓦希里语" in done.stdout
+
+
+def test_cli_langs_unknown():
+    done = run_cli("langs", "swhh")
+    assert done.returncode == 2
+    assert "swh_Latn" in done.stderr and "Traceback" not in done.stderr
