@@ -252,7 +252,9 @@ def _templates_sha256() -> str:
 
 def signature(recipe: Recipe) -> str:
     """A compact string naming everything that determines the output, sacreBLEU style."""
-    recipe_json = json.dumps(recipe.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    content = recipe.model_dump(mode="json")
+    del content["output"]["dir"]  # where the output goes does not change what it holds
+    recipe_json = json.dumps(content, sort_keys=True, ensure_ascii=False)
     recipe_hash = hashlib.sha256(recipe_json.encode("utf-8")).hexdigest()[:12]
     return (
         f"bayling-data:{__version__}|recipe:{recipe_hash}|seed:{recipe.seed}"

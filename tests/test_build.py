@@ -98,9 +98,20 @@ def test_ids_are_unique_and_funnel_adds_up(sample_build):
 def test_same_recipe_twice_gives_identical_bytes(tmp_path, sample_build):
     build_sample(tmp_path / "again")
     assert shard_files(tmp_path / "again") == shard_files(sample_build)
-    assert (tmp_path / "again" / "manifest.json").read_bytes() == (
-        sample_build / "manifest.json"
-    ).read_bytes()
+    first = json.loads((sample_build / "manifest.json").read_text("utf-8"))
+    second = json.loads((tmp_path / "again" / "manifest.json").read_text("utf-8"))
+    assert first["signature"] == second["signature"]
+    first["recipe"]["output"].pop("dir")
+    second["recipe"]["output"].pop("dir")
+    assert first == second
+
+
+def test_the_signature_changes_with_the_seed(tmp_path, sample_build):
+    build_sample(tmp_path / "other", "seed=1")
+    first = json.loads((sample_build / "manifest.json").read_text("utf-8"))
+    second = json.loads((tmp_path / "other" / "manifest.json").read_text("utf-8"))
+    assert first["signature"] != second["signature"]
+    assert shard_files(tmp_path / "other") != shard_files(sample_build)
 
 
 def test_rows_per_shard_and_no_shuffle(tmp_path):

@@ -70,7 +70,9 @@ def write_split(table: pa.Table, folder: Path, rows_per_shard: int) -> list[Shar
         part = table.slice(index * rows_per_shard, rows_per_shard)
         path = folder / name
         with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
-            for batch in part.to_batches(max_chunksize=1000):
+            batches = part.to_batches(max_chunksize=1000)
+            # An empty split still gets one (empty) batch: readers need a chunk to know the type.
+            for batch in batches or [pa.RecordBatch.from_pylist([], schema=schema)]:
                 writer.write_batch(batch)
         shards.append(ShardInfo(name, part.num_rows, path.stat().st_size, _sha256(path)))
     fingerprint = hashlib.sha256("".join(s.sha256 for s in shards).encode()).hexdigest()[:16]

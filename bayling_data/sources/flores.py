@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,31 +23,8 @@ import pyarrow as pa
 from bayling_data.errors import CorpusError
 from bayling_data.languages import LanguageRegistry, registry
 from bayling_data.schema import segment_languages, segment_schema
-from bayling_data.sources.base import DEFAULT_BATCH_ROWS, Source
-
-
-def count_lines(path: Path) -> int:
-    """Lines in a file, counting a last line without a final newline."""
-    lines = 0
-    last = b"\n"
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            lines += chunk.count(b"\n")
-            last = chunk[-1:]
-    return lines + (last != b"\n")
-
-
-def _decode(raw: bytes, path: Path, line_no: int) -> str | None:
-    raw = raw.rstrip(b"\n")
-    if raw.endswith(b"\r"):
-        raw = raw[:-1]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise CorpusError(
-            f"{path}:{line_no}: invalid UTF-8 ({err.reason} at byte {err.start} of the line)"
-        ) from None
-    return text if text.strip() else None
+from bayling_data.sources.base import DEFAULT_BATCH_ROWS, BatchBuilder, Source
+from bayling_data.sources.files import CorpusFile, count_lines, read_lines
 
 
 class FloresSource(Source):
@@ -68,6 +44,7 @@ class FloresSource(Source):
         corpus: str | None = None,
         lang_registry: LanguageRegistry | None = None,
     ):
+        super().__init__()
         self.root = Path(path)
         self._registry = lang_registry or registry()
         if not self.root.is_dir():
@@ -135,7 +112,7 @@ class FloresSource(Source):
         return files
 
     def _check_line_counts(self, split: str) -> int:
-        counts = {code: count_lines(path) for code, path in self._files[split].items()}
+        counts = {code: count_lines(CorpusFile(path)) for code, path in self._files[split].items()}
         if not counts:
             return 0
         expected, _ = Counter(counts.values()).most_common(1)[0]
@@ -156,9 +133,9 @@ class FloresSource(Source):
             self.root.parent / f"metadata_{split}.tsv",
         ]
         path = next((p for p in candidates if p.is_file()), None)
-        if path is not None and count_lines(path) - 1 != self.line_counts[split]:
+        if path is not None and count_lines(CorpusFile(path)) - 1 != self.line_counts[split]:
             raise CorpusError(
-                f"{path} has {count_lines(path) - 1} rows, but the {split} files have "
+                f"{path} has {count_lines(CorpusFile(path)) - 1} rows, but the {split} files have "
                 f"{self.line_counts[split]} lines"
             )
         return path
@@ -186,9 +163,10 @@ class FloresSource(Source):
             "path": str(self.root),
             "splits": {split: self.line_counts[split] for split in self._files},
             "languages": self.languages,
+            "skipped": dict(self.skipped),
         }
 
-    def iter_batches(self, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    def _iter_batches(self, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         schema = segment_schema(self.languages)
         for split, files in self._files.items():
             yield from self._read_split(split, files, schema, batch_rows)
@@ -197,38 +175,25 @@ class FloresSource(Source):
         self, split: str, files: dict[str, Path], schema: pa.Schema, batch_rows: int
     ) -> Iterator[pa.RecordBatch]:
         doc_ids = self._doc_ids(split)
-        with ExitStack() as stack:
-            handles = {code: stack.enter_context(open(p, "rb")) for code, p in files.items()}
-            columns: dict[str, list[str | None]] = {code: [] for code in segment_languages(schema)}
-            start = 1
-            for line_no in range(1, self.line_counts[split] + 1):
-                for code in columns:
-                    handle = handles.get(code)
-                    columns[code].append(
-                        None if handle is None else _decode(handle.readline(), files[code], line_no)
-                    )
-                if line_no - start + 1 == batch_rows or line_no == self.line_counts[split]:
-                    yield self._batch(schema, split, start, line_no, doc_ids, columns)
-                    columns = {code: [] for code in columns}
-                    start = line_no + 1
-
-    def _batch(
-        self,
-        schema: pa.Schema,
-        split: str,
-        start: int,
-        stop: int,
-        doc_ids: list[str] | None,
-        columns: dict[str, list[str | None]],
-    ) -> pa.RecordBatch:
-        n = stop - start + 1
-        meta = {
-            "corpus": [self.corpus] * n,
-            "split": [split] * n,
-            "segment_id": [str(i) for i in range(start, stop + 1)],
-            "doc_id": doc_ids[start - 1 : stop] if doc_ids else [None] * n,
-        }
-        return pa.RecordBatch.from_pydict({**meta, **columns}, schema=schema)
+        codes = list(files)
+        builder = BatchBuilder(self.corpus, segment_languages(schema), batch_rows)
+        streams = [read_lines(CorpusFile(files[code])) for code in codes]
+        for lines in zip(*streams, strict=True):
+            line_no = lines[0][0]
+            texts = {
+                code: text if text.strip() else None
+                for code, (_, text) in zip(codes, lines, strict=True)
+            }
+            for code, text in texts.items():
+                if text is None:
+                    self.skipped[f"blank {code}"] += 1
+            doc_id = doc_ids[line_no - 1] if doc_ids else None
+            batch = builder.add(split, str(line_no), doc_id, texts)
+            if batch is not None:
+                yield batch
+        batch = builder.flush()
+        if batch is not None:
+            yield batch
 
     def _doc_ids(self, split: str) -> list[str] | None:
         path = self._metadata[split]

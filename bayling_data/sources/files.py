@@ -1,0 +1,152 @@
+"""Opening corpus files as published: plain, ``.gz``, ``.xz``, ``.bz2``, or a member of a ``.zip``.
+
+Corpus files come from the internet and are untrusted. Archives are read member by member as
+streams, never extracted to disk; a truncated compressed file or invalid UTF-8 is a
+:class:`CorpusError` that names the file (and line), never a silently shortened corpus.
+"""
+
+from __future__ import annotations
+
+import bz2
+import glob
+import gzip
+import lzma
+import os
+import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from bayling_data.errors import CorpusError
+
+COMPRESSED_SUFFIXES = (".gz", ".xz", ".bz2")
+_DECOMPRESSION_ERRORS = (EOFError, OSError, lzma.LZMAError, zlib.error, zipfile.BadZipFile)
+
+
+@dataclass(frozen=True)
+class CorpusFile:
+    """A file on disk, or a member of a zip archive (``archive.zip`` + ``member``)."""
+
+    path: Path
+    member: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The file's own name, without the archive (``corpus.de-en.de``)."""
+        return Path(self.member).name if self.member else self.path.name
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.member}" if self.member else str(self.path)
+
+    def exists(self) -> bool:
+        if self.member is None:
+            return self.path.is_file()
+        try:
+            with zipfile.ZipFile(self.path) as archive:
+                return self.member in archive.namelist()
+        except (OSError, zipfile.BadZipFile):
+            return False
+
+
+def _decompressing(raw: BinaryIO, name: str) -> BinaryIO:
+    if name.endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    if name.endswith(".xz"):
+        return lzma.LZMAFile(raw, mode="rb")  # type: ignore[return-value]
+    if name.endswith(".bz2"):
+        return bz2.BZ2File(raw, mode="rb")  # type: ignore[return-value]
+    return raw
+
+
+@contextmanager
+def open_binary(file: CorpusFile) -> Iterator[BinaryIO]:
+    """A binary stream of the file's decompressed bytes."""
+    try:
+        if file.member is None:
+            raw: BinaryIO = open(file.path, "rb")  # noqa: SIM115 - closed below
+            archive = None
+        else:
+            archive = zipfile.ZipFile(file.path)
+            raw = archive.open(file.member, "r")  # type: ignore[assignment]
+    except FileNotFoundError:
+        raise CorpusError(f"{file}: no such file") from None
+    except KeyError:
+        raise CorpusError(f"{file.path}: the archive has no member {file.member!r}") from None
+    except (OSError, zipfile.BadZipFile) as err:
+        raise CorpusError(f"{file}: cannot open ({err})") from None
+    stream = _decompressing(raw, file.name)
+    try:
+        yield stream
+    finally:
+        stream.close()
+        raw.close()
+        if archive is not None:
+            archive.close()
+
+
+def read_lines(file: CorpusFile) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` with the line end removed; errors name the file and line.
+
+    Lines are split on ``\\n`` only (a stray ``\\r`` or U+2028 inside a line cannot shift parallel
+    files out of line); one ``\\r`` before the newline is dropped.
+    """
+    line_no = 0
+    with open_binary(file) as stream:
+        try:
+            for raw in stream:
+                line_no += 1
+                if raw.endswith(b"\n"):
+                    raw = raw[:-1]
+                if raw.endswith(b"\r"):
+                    raw = raw[:-1]
+                try:
+                    yield line_no, raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise CorpusError(
+                        f"{file}:{line_no}: invalid UTF-8 ({err.reason} at byte {err.start})"
+                    ) from None
+        except _DECOMPRESSION_ERRORS as err:
+            raise CorpusError(
+                f"{file}: the compressed data is truncated or corrupt after line {line_no} ({err})"
+            ) from None
+
+
+def count_lines(file: CorpusFile) -> int:
+    """Lines in a file (a last line without a newline counts), reading it as a stream."""
+    lines = 0
+    last = b"\n"
+    with open_binary(file) as stream:
+        try:
+            while chunk := stream.read(1 << 20):
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+        except _DECOMPRESSION_ERRORS as err:
+            raise CorpusError(
+                f"{file}: the compressed data is truncated or corrupt ({err})"
+            ) from None
+    return lines + (last != b"\n")
+
+
+def expand_paths(pattern: str | Path, key: str = "path") -> list[Path]:
+    """A path or a glob pattern, expanded and sorted; nothing found is an error naming it."""
+    text = os.path.expanduser(str(pattern))
+    if glob.has_magic(text):
+        found = sorted(Path(p) for p in glob.glob(text, recursive=True))
+        if not found:
+            raise CorpusError(f"{key}: no file matches {text}")
+        return found
+    path = Path(text)
+    if not path.exists():
+        raise CorpusError(f"{path}: no such file or folder")
+    return [path]
+
+
+def strip_compression(name: str) -> str:
+    """``corpus.de-en.de.gz`` -> ``corpus.de-en.de``."""
+    for suffix in COMPRESSED_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
