@@ -17,69 +17,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from bayling_data.errors import RecipeError, UnknownLanguageError
+from bayling_data.config import StrictModel, resolve_code, resolve_codes
+from bayling_data.errors import RecipeError
 from bayling_data.languages import NAMED_SETS, registry
-
-SAMPLE_PREFIX = "sample:"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _resolve_code(value: str) -> str:
-    try:
-        return registry().resolve(value).code
-    except UnknownLanguageError as err:
-        raise ValueError(str(err)) from None
-
-
-def _resolve_codes(values: list[str]) -> list[str]:
-    codes = []
-    for index, value in enumerate(values):
-        try:
-            codes.append(registry().resolve(value).code)
-        except UnknownLanguageError as err:
-            raise ValueError(f"item {index}: {err}") from None
-    return codes
-
+from bayling_data.sources import SOURCE_CONFIG_UNION
 
 # --- sources -------------------------------------------------------------------------------------
 
 
-class FloresSourceConfig(_Strict):
-    """A Flores-200 or Flores-101 folder (``dev/eng_Latn.dev`` or ``dev/eng.dev``)."""
-
-    type: Literal["flores"]
-    path: str = Field(
-        description="Folder holding dev/ and devtest/, or `sample:flores200` (bundled sample)."
-    )
-    splits: list[str] | None = Field(
-        default=None, description="Splits to read; default: every split folder present."
-    )
-    languages: list[str] | None = Field(
-        default=None, description="Languages to read from this source; default: the recipe's."
-    )
-    corpus: str | None = Field(
-        default=None, description="Corpus name in provenance; default: flores200 or flores101."
-    )
-
-    @field_validator("languages")
-    @classmethod
-    def _codes(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else _resolve_codes(value)
-
-    @field_validator("splits")
-    @classmethod
-    def _splits(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and not value:
-            raise ValueError("give at least one split, or leave the key out to read every split")
-        return value
-
-
-SourceConfig = FloresSourceConfig
+SourceConfig = Annotated[SOURCE_CONFIG_UNION, Field(discriminator="type")]
 
 
 # --- tasks ---------------------------------------------------------------------------------------
@@ -87,7 +35,7 @@ SourceConfig = FloresSourceConfig
 Direction = Literal["to_pivot", "from_pivot", "between_pivots"]
 
 
-class TranslationTaskConfig(_Strict):
+class TranslationTaskConfig(StrictModel):
     """Translation instructions between every target language and every pivot."""
 
     type: Literal["translation"]
@@ -109,7 +57,7 @@ class TranslationTaskConfig(_Strict):
         for code, share in value.items():
             if share < 0:
                 raise ValueError(f"the share for {code!r} must be >= 0, got {share}")
-            resolved[_resolve_code(code)] = float(share)
+            resolved[resolve_code(code)] = float(share)
         if not any(resolved.values()):
             raise ValueError("at least one prompt language needs a share above 0")
         return resolved
@@ -121,7 +69,7 @@ TaskConfig = TranslationTaskConfig
 # --- filters -------------------------------------------------------------------------------------
 
 
-class NormalizeConfig(_Strict):
+class NormalizeConfig(StrictModel):
     """Unicode and whitespace normalization of every segment (runs before templating)."""
 
     type: Literal["normalize"]
@@ -130,7 +78,7 @@ class NormalizeConfig(_Strict):
     remove_control: bool = True
 
 
-class LengthConfig(_Strict):
+class LengthConfig(StrictModel):
     """Keep segments whose length in characters is within [min_chars, max_chars]."""
 
     type: Literal["length"]
@@ -144,7 +92,7 @@ class LengthConfig(_Strict):
         return self
 
 
-class DedupConfig(_Strict):
+class DedupConfig(StrictModel):
     """Drop instructions whose messages repeat an earlier instruction exactly."""
 
     type: Literal["dedup"]
@@ -159,14 +107,14 @@ FilterConfig = Annotated[
 # --- output and the recipe -----------------------------------------------------------------------
 
 
-class OutputConfig(_Strict):
+class OutputConfig(StrictModel):
     dir: str = Field(description="Output folder; replaced only if it holds a previous build.")
     rows_per_shard: int = Field(default=100_000, gt=0)
     validation_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
     shuffle: bool = True
 
 
-class Recipe(_Strict):
+class Recipe(StrictModel):
     name: str = Field(min_length=1)
     description: str = ""
     seed: int = 0
@@ -180,7 +128,7 @@ class Recipe(_Strict):
     @field_validator("pivot_languages")
     @classmethod
     def _pivots(cls, value: list[str]) -> list[str]:
-        codes = _resolve_codes(value)
+        codes = resolve_codes(value)
         if len(set(codes)) != len(codes):
             raise ValueError("a pivot language is listed twice")
         return codes
@@ -195,7 +143,7 @@ class Recipe(_Strict):
                     f"{', '.join(NAMED_SETS)}, got {value!r}"
                 )
             return value
-        return list(dict.fromkeys(_resolve_codes(value)))
+        return list(dict.fromkeys(resolve_codes(value)))
 
     @model_validator(mode="after")
     def _prompt_languages_are_pivots(self) -> Recipe:
@@ -410,12 +358,3 @@ def format_validation_error(err: ValidationError, where: str) -> str:
     first = _describe(errors[0])
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return f"{where}: {first}{more if len(errors) > 1 else ''}"
-
-
-def resolve_source_path(raw: str) -> Path:
-    """A source path as written (``sample:NAME`` for a bundled sample, else a filesystem path)."""
-    if raw.startswith(SAMPLE_PREFIX):
-        from bayling_data.sources.samples import sample_path
-
-        return sample_path(raw[len(SAMPLE_PREFIX) :])
-    return Path(os.path.expanduser(raw))

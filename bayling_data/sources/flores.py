@@ -17,14 +17,48 @@ import csv
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
+from pydantic import Field, field_validator
 
+from bayling_data.config import StrictModel, resolve_codes
 from bayling_data.errors import CorpusError
 from bayling_data.languages import LanguageRegistry, registry
 from bayling_data.schema import segment_languages, segment_schema
 from bayling_data.sources.base import DEFAULT_BATCH_ROWS, BatchBuilder, Source
 from bayling_data.sources.files import CorpusFile, count_lines, read_lines
+from bayling_data.sources.samples import resolve_source_path
+
+
+class FloresConfig(StrictModel):
+    """A Flores-200 or Flores-101 folder (``dev/eng_Latn.dev`` or ``dev/eng.dev``)."""
+
+    type: Literal["flores"]
+    path: str = Field(
+        description="Folder holding dev/ and devtest/, or `sample:flores200` (bundled sample)."
+    )
+    splits: list[str] | None = Field(
+        default=None, description="Splits to read; default: every split folder present."
+    )
+    languages: list[str] | None = Field(
+        default=None, description="Languages to read from this source; default: the recipe's."
+    )
+    corpus: str | None = Field(
+        default=None, description="Corpus name in provenance; default: flores200 or flores101."
+    )
+
+    @field_validator("languages")
+    @classmethod
+    def _codes(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else resolve_codes(value)
+
+    @field_validator("splits")
+    @classmethod
+    def _splits(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("give at least one split, or leave the key out to read every split")
+        return value
 
 
 class FloresSource(Source):
@@ -74,6 +108,15 @@ class FloresSource(Source):
         self.corpus = corpus or self.layout
         self.line_counts = {split: self._check_line_counts(split) for split in self._files}
         self._metadata = {split: self._metadata_file(split) for split in self._files}
+
+    @classmethod
+    def from_config(cls, config: FloresConfig, languages: list[str] | None) -> FloresSource:
+        return cls(
+            resolve_source_path(config.path),
+            languages=config.languages if config.languages is not None else languages,
+            splits=config.splits,
+            corpus=config.corpus,
+        )
 
     # -- discovery ---------------------------------------------------------------------------------
 

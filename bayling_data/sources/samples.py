@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
 from bayling_data.errors import CorpusError
 
+SAMPLE_PREFIX = "sample:"
 SAMPLES = {"flores200": "sample_flores"}
 
 
@@ -14,7 +16,14 @@ def sample_path(name: str) -> Path:
     """The folder of a bundled sample (``sample:flores200`` in a recipe)."""
     if name not in SAMPLES:
         raise CorpusError(
-            f"sample:{name}: no such bundled sample; expected one of: "
-            + ", ".join(f"sample:{key}" for key in SAMPLES)
+            f"{SAMPLE_PREFIX}{name}: no such bundled sample; expected one of: "
+            + ", ".join(f"{SAMPLE_PREFIX}{key}" for key in SAMPLES)
         )
     return Path(str(resources.files("bayling_data").joinpath("data", SAMPLES[name])))
+
+
+def resolve_source_path(raw: str) -> Path:
+    """A source path as written: ``sample:NAME`` for a bundled sample, else a filesystem path."""
+    if raw.startswith(SAMPLE_PREFIX):
+        return sample_path(raw[len(SAMPLE_PREFIX) :])
+    return Path(os.path.expanduser(raw))
