@@ -18,10 +18,21 @@ from typing import Union
 from bayling_data.sources.base import BatchBuilder, Source
 from bayling_data.sources.flores import FloresConfig, FloresSource
 from bayling_data.sources.moses import MosesConfig, MosesSource
+from bayling_data.sources.records import (
+    HubConfig,
+    HubSource,
+    JsonlConfig,
+    JsonlSource,
+    ParquetConfig,
+    ParquetSource,
+)
 
 SOURCE_TYPES: dict[str, tuple[type, type[Source]]] = {
     "flores": (FloresConfig, FloresSource),
     "moses": (MosesConfig, MosesSource),
+    "jsonl": (JsonlConfig, JsonlSource),
+    "parquet": (ParquetConfig, ParquetSource),
+    "hub": (HubConfig, HubSource),
 }
 
 # The recipe's `sources` entries validate against this union, discriminated by `type`.
@@ -31,7 +42,10 @@ __all__ = [
     "SOURCE_TYPES",
     "BatchBuilder",
     "FloresSource",
+    "HubSource",
+    "JsonlSource",
     "MosesSource",
+    "ParquetSource",
     "Source",
     "build_source",
 ]
