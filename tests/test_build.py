@@ -276,3 +276,24 @@ def test_cli_langs_unknown():
     done = run_cli("langs", "swhh")
     assert done.returncode == 2
     assert "swh_Latn" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_moses_source_builds_through_the_recipe(tmp_path):
+    (tmp_path / "talk.de-en.de").write_text("Guten Morgen.\nDanke schön.\n", "utf-8")
+    (tmp_path / "talk.de-en.en").write_text("Good morning.\nThank you.\n", "utf-8")
+    out = tmp_path / "o"
+    source = f"{{type: moses, path: {tmp_path / 'talk.de-en'}}}"
+    build_sample(out, f"sources.0={source}", "output.validation_fraction=0")
+    table = read_split(out, "train")
+    assert sorted(set(table["direction"].to_pylist())) == ["deu_Latn-eng_Latn", "eng_Latn-deu_Latn"]
+    assert table.num_rows == 4
+    manifest = json.loads((out / "manifest.json").read_text("utf-8"))
+    assert manifest["sources"][0]["type"] == "moses"
+    assert manifest["languages"]["targets"] == ["deu_Latn"]
+
+
+def test_unknown_source_type_lists_the_known_ones(tmp_path):
+    with pytest.raises(
+        BaylingError, match=r"sources\.0\.type: unknown type 'opus'; expected one of"
+    ):
+        load_recipe(SAMPLE_RECIPE, ["sources.0={type: opus, path: x}"])
