@@ -30,3 +30,13 @@ def resolve_codes(values: list[str]) -> list[str]:
         except UnknownLanguageError as err:
             raise ValueError(f"item {index}: {err}") from None
     return codes
+
+
+def resolve_distinct_codes(values: list[str] | None) -> list[str] | None:
+    """Resolve a list of languages that must name different languages (None stays None)."""
+    if values is None:
+        return None
+    codes = resolve_codes(values)
+    if len(set(codes)) != len(codes):
+        raise ValueError(f"the languages must differ (they resolve to {', '.join(codes)})")
+    return codes

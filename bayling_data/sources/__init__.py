@@ -1,4 +1,16 @@
-"""Loaders: each reads one corpus format into aligned segment batches.
+"""Loaders: each reads one corpus format, as published, into aligned segment batches.
+
+| type      | format                                                         | module       |
+|-----------|----------------------------------------------------------------|--------------|
+| flores    | Flores-200 / Flores-101 folders (multi-way)                    | flores.py    |
+| moses     | OPUS Moses line-aligned pairs, plain/.gz/.xz/.bz2/.zip         | moses.py     |
+| tmx       | TMX 1.4 translation memories                                   | tmx.py       |
+| xces      | OPUS XCES cesAlign + per-language XML documents                | xces.py      |
+| wmt       | WMT test sets, plain text or SGML                              | wmt.py       |
+| tsv       | tab-separated pairs, manythings.org Tatoeba, Tatoeba Challenge | tsv.py       |
+| jsonl     | JSON Lines rows (nested translation field or flat columns)     | records.py   |
+| parquet   | Parquet rows, same layouts                                     | records.py   |
+| hub       | Hugging Face Hub data sets (streamed) or local data set folders | records.py   |
 
 Every loader is usable alone from a notebook::
 
@@ -26,6 +38,10 @@ from bayling_data.sources.records import (
     ParquetConfig,
     ParquetSource,
 )
+from bayling_data.sources.tmx import TmxConfig, TmxSource
+from bayling_data.sources.tsv import TsvConfig, TsvSource
+from bayling_data.sources.wmt import WmtConfig, WmtSource
+from bayling_data.sources.xces import XcesConfig, XcesSource
 
 SOURCE_TYPES: dict[str, tuple[type, type[Source]]] = {
     "flores": (FloresConfig, FloresSource),
@@ -33,6 +49,10 @@ SOURCE_TYPES: dict[str, tuple[type, type[Source]]] = {
     "jsonl": (JsonlConfig, JsonlSource),
     "parquet": (ParquetConfig, ParquetSource),
     "hub": (HubConfig, HubSource),
+    "wmt": (WmtConfig, WmtSource),
+    "tsv": (TsvConfig, TsvSource),
+    "tmx": (TmxConfig, TmxSource),
+    "xces": (XcesConfig, XcesSource),
 }
 
 # The recipe's `sources` entries validate against this union, discriminated by `type`.
@@ -47,6 +67,10 @@ __all__ = [
     "MosesSource",
     "ParquetSource",
     "Source",
+    "TmxSource",
+    "TsvSource",
+    "WmtSource",
+    "XcesSource",
     "build_source",
 ]
 

@@ -23,7 +23,7 @@ from typing import BinaryIO
 from bayling_data.errors import CorpusError
 
 COMPRESSED_SUFFIXES = (".gz", ".xz", ".bz2")
-_DECOMPRESSION_ERRORS = (EOFError, OSError, lzma.LZMAError, zlib.error, zipfile.BadZipFile)
+DECOMPRESSION_ERRORS = (EOFError, OSError, lzma.LZMAError, zlib.error, zipfile.BadZipFile)
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class CorpusFile:
             return False
 
 
-def _decompressing(raw: BinaryIO, name: str) -> BinaryIO:
+def decompressing(raw: BinaryIO, name: str) -> BinaryIO:
     if name.endswith(".gz"):
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     if name.endswith(".xz"):
@@ -77,7 +77,7 @@ def open_binary(file: CorpusFile) -> Iterator[BinaryIO]:
         raise CorpusError(f"{file.path}: the archive has no member {file.member!r}") from None
     except (OSError, zipfile.BadZipFile) as err:
         raise CorpusError(f"{file}: cannot open ({err})") from None
-    stream = _decompressing(raw, file.name)
+    stream = decompressing(raw, file.name)
     try:
         yield stream
     finally:
@@ -108,7 +108,7 @@ def read_lines(file: CorpusFile) -> Iterator[tuple[int, str]]:
                     raise CorpusError(
                         f"{file}:{line_no}: invalid UTF-8 ({err.reason} at byte {err.start})"
                     ) from None
-        except _DECOMPRESSION_ERRORS as err:
+        except DECOMPRESSION_ERRORS as err:
             raise CorpusError(
                 f"{file}: the compressed data is truncated or corrupt after line {line_no} ({err})"
             ) from None
@@ -123,7 +123,7 @@ def count_lines(file: CorpusFile) -> int:
             while chunk := stream.read(1 << 20):
                 lines += chunk.count(b"\n")
                 last = chunk[-1:]
-        except _DECOMPRESSION_ERRORS as err:
+        except DECOMPRESSION_ERRORS as err:
             raise CorpusError(
                 f"{file}: the compressed data is truncated or corrupt ({err})"
             ) from None
