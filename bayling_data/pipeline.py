@@ -153,7 +153,8 @@ def _generate(plan: BuildPlan, spill: Path, progress: _Progress, seconds: dict[s
                         for instruction_filter in plan.instruction_filters:
                             instructions = instruction_filter(instructions)
                         if instructions.num_rows:
-                            out.write_batch(instructions)
+                            # Work columns stay behind: only output columns are spilled.
+                            out.write_batch(instructions.select(INSTRUCTION_SCHEMA.names))
                             rows += instructions.num_rows
                     advance(batch.num_rows)
     return rows

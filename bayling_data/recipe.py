@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from bayling_data.config import StrictModel, resolve_code, resolve_codes
 from bayling_data.errors import RecipeError
+from bayling_data.filters import FILTER_CONFIG_UNION
 from bayling_data.languages import NAMED_SETS, registry
 from bayling_data.sources import SOURCE_CONFIG_UNION
 
@@ -69,39 +70,7 @@ TaskConfig = TranslationTaskConfig
 # --- filters -------------------------------------------------------------------------------------
 
 
-class NormalizeConfig(StrictModel):
-    """Unicode and whitespace normalization of every segment (runs before templating)."""
-
-    type: Literal["normalize"]
-    unicode: Literal["NFC", "NFKC", "none"] = "NFC"
-    collapse_whitespace: bool = True
-    remove_control: bool = True
-
-
-class LengthConfig(StrictModel):
-    """Keep segments whose length in characters is within [min_chars, max_chars]."""
-
-    type: Literal["length"]
-    min_chars: int = Field(default=1, ge=0)
-    max_chars: int = Field(default=2000, ge=1)
-
-    @model_validator(mode="after")
-    def _bounds(self) -> LengthConfig:
-        if self.min_chars > self.max_chars:
-            raise ValueError(f"min_chars ({self.min_chars}) is above max_chars ({self.max_chars})")
-        return self
-
-
-class DedupConfig(StrictModel):
-    """Drop instructions whose messages repeat an earlier instruction exactly."""
-
-    type: Literal["dedup"]
-
-
-FilterConfig = Annotated[
-    Union[NormalizeConfig, LengthConfig, DedupConfig],  # noqa: UP007 - a discriminated union
-    Field(discriminator="type"),
-]
+FilterConfig = Annotated[FILTER_CONFIG_UNION, Field(discriminator="type")]
 
 
 # --- output and the recipe -----------------------------------------------------------------------

@@ -7,7 +7,8 @@ Two record kinds flow through a build:
   code. A null cell means "this segment has no text in that language" (absent in the corpus, or
   dropped by a filter), so a multi-way corpus and a bilingual one share one shape.
 * **instruction batches** (task generators -> instruction filters -> shard writer): the output
-  schema, :data:`INSTRUCTION_SCHEMA`, documented in ``docs/formats.md``.
+  schema, :data:`INSTRUCTION_SCHEMA`, documented in ``docs/formats.md``, plus the work columns
+  of :data:`WORK_INSTRUCTION_SCHEMA` that stages use and the writer leaves out.
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ INSTRUCTION_SCHEMA = pa.schema(
 )
 
 
+# Columns that travel with instruction batches between stages but are not written: the plain
+# source and target sentence of a translation-like row, so that pair filters (length ratio, pair
+# dedup, near dedup, decontamination) need not parse them back out of the prompt.
+WORK_FIELDS = (pa.field("src_text", pa.string()), pa.field("tgt_text", pa.string()))
+WORK_INSTRUCTION_SCHEMA = pa.schema([*INSTRUCTION_SCHEMA, *WORK_FIELDS])
+
+
 def empty_instructions() -> pa.RecordBatch:
     """An instruction batch with no rows (a stage's answer when everything was dropped)."""
-    return pa.RecordBatch.from_pylist([], schema=INSTRUCTION_SCHEMA)
+    return pa.RecordBatch.from_pylist([], schema=WORK_INSTRUCTION_SCHEMA)

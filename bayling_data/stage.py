@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,58 +19,88 @@ import pyarrow.compute as pc
 
 @dataclass
 class StageStats:
-    """Rows in and out of a stage, and per key (language or direction) what came in and was
-    dropped."""
+    """Rows in and out of a stage and, per key (a language for segment stages, a direction for
+    instruction stages), what came in, what was dropped and why."""
 
     name: str
     level: str
     rows_in: int = 0
     rows_out: int = 0
     seconds: float = 0.0
-    by_key: dict[str, dict[str, int]] = field(default_factory=dict)
+    by_key: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def count(self, key: str, rows_in: int, dropped: int) -> None:
-        entry = self.by_key.setdefault(key, {"in": 0, "dropped": 0})
+    def count(
+        self, key: str, rows_in: int, dropped: int, reasons: Mapping[str, int] | None = None
+    ) -> None:
+        entry = self.by_key.setdefault(key, {"in": 0, "dropped": 0, "reasons": {}})
         entry["in"] += rows_in
         entry["dropped"] += dropped
+        for reason, n in (reasons or {}).items():
+            if n:
+                entry["reasons"][reason] = entry["reasons"].get(reason, 0) + n
 
-    def count_by(self, keys: pa.Array, dropped: pa.Array) -> None:
-        """Count rows per key value, with ``dropped`` a boolean mask of the rows removed."""
+    def count_by(self, keys: pa.Array, reasons: pa.Array) -> None:
+        """Count rows per key value; ``reasons`` holds why each dropped row went (null: kept)."""
         if len(keys) == 0:
             return
-        table = pa.table({"key": keys, "dropped": pc.cast(dropped, pa.int64())})
-        grouped = table.group_by("key").aggregate([("dropped", "count"), ("dropped", "sum")])
-        for key, rows_in, n_dropped in zip(
+        table = pa.table({"key": keys, "reason": pc.fill_null(reasons, "")})
+        grouped = table.group_by(["key", "reason"]).aggregate([("reason", "count")])
+        for key, reason, n in zip(
             grouped["key"].to_pylist(),
-            grouped["dropped_count"].to_pylist(),
-            grouped["dropped_sum"].to_pylist(),
+            grouped["reason"].to_pylist(),
+            grouped["reason_count"].to_pylist(),
             strict=True,
         ):
-            self.count(key, rows_in, n_dropped)
+            if reason:
+                self.count(key, n, n, {reason: n})
+            else:
+                self.count(key, n, 0)
 
     def merge(self, other: StageStats) -> None:
         self.rows_in += other.rows_in
         self.rows_out += other.rows_out
         self.seconds += other.seconds
         for key, entry in other.by_key.items():
-            self.count(key, entry["in"], entry["dropped"])
+            self.count(key, entry["in"], entry["dropped"], entry["reasons"])
 
     @property
     def dropped(self) -> int:
         return sum(entry["dropped"] for entry in self.by_key.values())
 
+    def by_language(self) -> dict[str, dict[str, Any]]:
+        """For instruction stages: each direction's counts under both of its languages."""
+        if self.level == "segment":
+            return self.by_key
+        merged = StageStats(self.name, self.level)
+        for key, entry in self.by_key.items():
+            for code in dict.fromkeys(key.split("-")):
+                merged.count(code, entry["in"], entry["dropped"], entry["reasons"])
+        return merged.by_key
+
     def to_dict(self) -> dict[str, object]:
         """The funnel entry kept in the manifest (no timings: manifests stay reproducible)."""
-        return {
+
+        def rows(table: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+            return {
+                key: {
+                    "in": entry["in"],
+                    "dropped": entry["dropped"],
+                    "out": entry["in"] - entry["dropped"],
+                    "reasons": dict(sorted(entry["reasons"].items())),
+                }
+                for key, entry in sorted(table.items())
+            }
+
+        entry: dict[str, object] = {
             "name": self.name,
             "level": self.level,
             "rows_in": self.rows_in,
             "rows_out": self.rows_out,
-            "by_key": {
-                key: {**entry, "out": entry["in"] - entry["dropped"]}
-                for key, entry in sorted(self.by_key.items())
-            },
+            "by_key": rows(self.by_key),
         }
+        if self.level == "instruction":
+            entry["by_language"] = rows(self.by_language())
+        return entry
 
 
 class Stage(ABC):

@@ -176,7 +176,15 @@ def test_flores101_layout_builds(tmp_path):
         "zho_Hans-eng_Latn",
         "eng_Latn-zho_Hans",
     }
-    assert table.num_rows == 4 * 6
+    manifest = json.loads((out / "manifest.json").read_text("utf-8"))
+    funnel = {stage["name"]: stage for stage in manifest["funnel"]}
+    assert funnel["translation"]["rows_out"] == 4 * 6
+    dropped = sum(
+        stage["rows_in"] - stage["rows_out"]
+        for stage in manifest["funnel"]
+        if stage["level"] == "instruction"
+    )
+    assert table.num_rows == 4 * 6 - dropped
 
 
 def test_explicit_targets_must_be_in_a_source(tmp_path, small_flores):
@@ -212,8 +220,10 @@ def test_shared_flores200_builds_all_twelve_languages(tmp_path, shared_corpora):
     funnel = {stage["name"]: stage for stage in manifest["funnel"]}
     generated = funnel["translation"]["rows_out"]
     assert 997 * 40 < generated <= 997 * 42
-    deduped = sum(entry["dropped"] for entry in funnel["dedup"]["by_key"].values())
-    assert total == generated - deduped
+    dropped = sum(
+        s["rows_in"] - s["rows_out"] for s in funnel.values() if s["level"] == "instruction"
+    )
+    assert total == generated - dropped
 
 
 # --- the command line, as a user runs it ------------------------------------------------------

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pytest
 
-from bayling_data.filters import ExactDedup, LengthFilter, Normalize
-from bayling_data.schema import INSTRUCTION_SCHEMA, segment_schema
+from bayling_data.filters import InstructionDedup, LengthFilter, Normalize, PairDedup, RatioFilter
+from bayling_data.filters.dedup import SegmentDedup
+from bayling_data.filters.matching import normalize_for_matching
+from bayling_data.filters.units import measure
+from bayling_data.schema import WORK_INSTRUCTION_SCHEMA, segment_schema
 
 
 def segments(eng: list[str | None], zho: list[str | None]) -> pa.RecordBatch:
@@ -21,6 +25,10 @@ def segments(eng: list[str | None], zho: list[str | None]) -> pa.RecordBatch:
     )
 
 
+def reasons(stats, key):
+    return stats.by_key[key]["reasons"]
+
+
 def test_normalize_folds_space_controls_and_unicode():
     step = Normalize("NFC")
     out = step(
@@ -30,8 +38,9 @@ def test_normalize_folds_space_controls_and_unicode():
     )
     assert out["eng_Latn"].to_pylist() == ["a b", "\u00e9", None, None]
     assert out["zho_Hans"].to_pylist()[0] == "你好 世界"
-    assert step.stats.by_key["eng_Latn"] == {"in": 3, "dropped": 1}
-    assert step.stats.by_key["zho_Hans"] == {"in": 4, "dropped": 0}
+    assert step.stats.by_key["eng_Latn"]["in"] == 3
+    assert reasons(step.stats, "eng_Latn") == {"empty after normalization": 1}
+    assert step.stats.by_key["zho_Hans"] == {"in": 4, "dropped": 0, "reasons": {}}
 
 
 def test_nfkc_is_optional():
@@ -39,42 +48,139 @@ def test_nfkc_is_optional():
     assert Normalize("NFC")(segments(["ｆｕｌｌ"], ["，"]))["zho_Hans"].to_pylist() == ["，"]
 
 
-def test_length_drops_each_side_on_its_own_and_counts_per_language():
-    step = LengthFilter(min_chars=2, max_chars=5)
+def test_mojibake_is_repaired_and_clean_text_untouched():
+    broken = "The cafÃ© served crÃ¨me brÃ»lÃ©e."
+    clean = "L'âge d'or du café, déjà vu à Noël."
+    out = Normalize()(segments([broken, clean], ["甲", "乙"]))
+    assert out["eng_Latn"].to_pylist() == ["The café served crème brûlée.", clean]
+
+
+def test_moses_punctuation_per_language():
+    step = Normalize(moses_punctuation=True)
+    out = step(segments(["He said „hello“ – twice…", "Plain text"], ["他说“你好”。", "好"]))
+    assert out["eng_Latn"].to_pylist() == ['He said "hello" - twice...', "Plain text"]
+    assert out["zho_Hans"].to_pylist() == ["他说“你好”。", "好"]
+
+
+def test_chinese_script_guard():
+    step = Normalize()
+    out = step(segments(["a", "b", "c"], ["这是简体中文的句子。", "這是繁體中文的句子。", "中文"]))
+    assert out["zho_Hans"].to_pylist() == ["这是简体中文的句子。", None, "中文"]
+    assert reasons(step.stats, "zho_Hans") == {"wrong Chinese script": 1}
+    unguarded = Normalize(chinese_script="off")(segments(["b"], ["這是繁體中文的句子。"]))
+    assert unguarded["zho_Hans"][0].as_py() == "這是繁體中文的句子。"
+
+
+def test_length_drops_each_side_on_its_own_and_counts_why():
+    step = LengthFilter(min=2, max=5)
     out = step(segments(["a", "abc", "abcdefg"], ["你好", "好", "你好吗"]))
     assert out["eng_Latn"].to_pylist() == [None, "abc", None]
     assert out["zho_Hans"].to_pylist() == ["你好", None, "你好吗"]
-    assert step.stats.by_key == {
-        "eng_Latn": {"in": 3, "dropped": 2},
-        "zho_Hans": {"in": 3, "dropped": 1},
-    }
-    assert step.score(pa.array(["abc", "你好"])).to_pylist() == [3, 2]
+    assert reasons(step.stats, "eng_Latn") == {"too long": 1, "too short": 1}
+    assert step.stats.by_key["zho_Hans"]["dropped"] == 1
 
 
-def instructions(ids: list[str], directions: list[str]) -> pa.RecordBatch:
-    n = len(ids)
+def test_length_units_suit_the_script():
+    texts = pa.array(["one two three", None])
+    assert measure(texts, "eng_Latn", "words").to_pylist() == [3, None]
+    assert measure(texts, "eng_Latn", "auto").to_pylist() == [3, None]
+    assert measure(pa.array(["你好世界"]), "zho_Hans", "auto").to_pylist() == [4]
+    assert measure(pa.array(["สวัสดีครับ"]), "tha_Thai", "auto").to_pylist() == [10]
+
+
+def test_length_in_sentencepiece_tokens(tmp_path):
+    sentencepiece = pytest.importorskip("sentencepiece")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(f"the river {i} is long and the bus is late" for i in range(200)))
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(corpus), model_prefix=str(tmp_path / "sp"), vocab_size=40, minloglevel=2
+    )
+    model = str(tmp_path / "sp.model")
+    counts = measure(pa.array(["the river is long", None]), "eng_Latn", "tokens", model)
+    assert counts[0].as_py() >= 4 and counts[1].as_py() is None
+    step = LengthFilter(min=1, max=3, unit="tokens", tokenizer=model)
+    assert step(segments(["the river is long"], ["河"]))["eng_Latn"][0].as_py() is None
+
+
+def test_segment_dedup_ignores_case_and_punctuation_per_language():
+    step = SegmentDedup()
+    first = step(
+        segments(
+            ["Hello, world!", None, "hello world", "Other."], ["你好", "你好", "再见", "你好。"]
+        )
+    )
+    second = step(segments(["HELLO   WORLD"], ["新的"]))
+    assert first["eng_Latn"].to_pylist() == ["Hello, world!", None, None, "Other."]
+    assert first["zho_Hans"].to_pylist() == ["你好", None, "再见", None]
+    assert second["eng_Latn"].to_pylist() == [None]
+    assert step.stats.by_key["eng_Latn"] == {"in": 4, "dropped": 2, "reasons": {"duplicate": 2}}
+
+
+def instructions(rows: list[tuple[str, str, str]], direction: str = "swh_Latn-eng_Latn"):
+    n = len(rows)
+    src_lang, tgt_lang = direction.split("-")
     return pa.RecordBatch.from_pydict(
         {
-            "id": ids,
-            "messages": [[{"role": "user", "content": i}] for i in ids],
-            "task": ["t"] * n,
-            "direction": directions,
-            "src_lang": ["a"] * n,
-            "tgt_lang": ["b"] * n,
+            "id": [f"{i:032x}" for i in range(n)],
+            "messages": [
+                [{"role": "user", "content": p}, {"role": "assistant", "content": t}]
+                for p, _, t in rows
+            ],
+            "task": ["translation"] * n,
+            "direction": [direction] * n,
+            "src_lang": [src_lang] * n,
+            "tgt_lang": [tgt_lang] * n,
             "prompt_lang": ["eng_Latn"] * n,
             "template_id": ["x"] * n,
             "source_corpus": ["c"] * n,
             "source_split": ["dev"] * n,
-            "source_segment_id": ["1"] * n,
+            "source_segment_id": [str(i) for i in range(n)],
+            "src_text": [s for _, s, _ in rows],
+            "tgt_text": [t for _, _, t in rows],
         },
-        schema=INSTRUCTION_SCHEMA,
+        schema=WORK_INSTRUCTION_SCHEMA,
     )
 
 
-def test_exact_dedup_keeps_the_first_across_batches():
-    step = ExactDedup()
-    first = step(instructions(["aa" * 16, "bb" * 16, "aa" * 16], ["x-y", "x-y", "y-x"]))
-    second = step(instructions(["bb" * 16, "cc" * 16], ["x-y", "x-y"]))
-    assert first["id"].to_pylist() == ["aa" * 16, "bb" * 16]
-    assert second["id"].to_pylist() == ["cc" * 16]
-    assert step.stats.by_key == {"x-y": {"in": 4, "dropped": 1}, "y-x": {"in": 1, "dropped": 1}}
+def test_instruction_dedup_keeps_the_first_across_batches():
+    step = InstructionDedup()
+    first = step(
+        instructions(
+            [("Translate: a", "a", "A."), ("Translate: b", "b", "B"), ("translate a", "a", "a")]
+        )
+    )
+    second = step(instructions([("Translate: b", "b", "B!"), ("Translate: c", "c", "C")]))
+    assert first["src_text"].to_pylist() == ["a", "b"]
+    assert second["src_text"].to_pylist() == ["c"]
+    assert step.stats.by_key["swh_Latn-eng_Latn"]["reasons"] == {"duplicate instruction": 2}
+    exact = InstructionDedup(normalize=False)
+    assert exact(instructions([("T: a", "a", "A."), ("T: a", "a", "A")])).num_rows == 2
+
+
+def test_pair_dedup_ignores_the_template():
+    step = PairDedup()
+    out = step(instructions([("Translate: a", "Mto.", "River."), ("Render: a", "mto", "river")]))
+    assert out.num_rows == 1
+    other_direction = step(instructions([("x", "Mto.", "River.")], "eng_Latn-swh_Latn"))
+    assert other_direction.num_rows == 1
+
+
+def test_ratio_compares_chinese_characters_with_english_words():
+    step = RatioFilter(max_ratio=3.0)
+    rows = [
+        ("p", "这条河很长。", "The river is long."),  # 6 chars / 2 per word vs 4 words: 1.33
+        ("p", "这条河很长，而且非常宽阔。", "Yes."),  # 13 / 2 vs 1: 6.5
+        (
+            "p",
+            "这条河很长，而且非常非常宽阔，一直流到大海。",
+            "The river is long and very very wide, flowing to the sea.",
+        ),
+    ]
+    out = step(instructions(rows, "zho_Hans-eng_Latn"))
+    assert out["tgt_text"].to_pylist() == [rows[0][2], rows[2][2]]
+    assert step.stats.by_language()["zho_Hans"]["dropped"] == 1
+
+
+def test_matching_key():
+    keys = normalize_for_matching(pa.array(["Hello,  World!", "ＨＥＬＬＯ world", None]))
+    assert keys.to_pylist() == ["hello world", "hello world", None]

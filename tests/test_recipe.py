@@ -24,7 +24,7 @@ def base() -> dict:
         "target_languages": ["swh", "fr"],
         "sources": [{"type": "flores", "path": "corpus"}],
         "tasks": [{"type": "translation"}],
-        "filters": [{"type": "normalize"}, {"type": "length", "max_chars": 100}],
+        "filters": [{"type": "normalize"}, {"type": "length", "max": 100}],
         "output": {"dir": "out"},
     }
 
@@ -49,8 +49,8 @@ def test_languages_are_resolved_to_flores200(tmp_path, base):
             "tasks.0.wieght: unknown key (did you mean 'weight'?)",
         ),
         (
-            lambda d: d["filters"][1].update(max_char=5),
-            "filters.1.max_char: unknown key (did you mean 'max_chars'?)",
+            lambda d: d["filters"][1].update(maxx=5),
+            "filters.1.maxx: unknown key (did you mean 'max'?)",
         ),
         (lambda d: d["output"].update(rows_per_shard="many"), "output.rows_per_shard:"),
         (
@@ -64,8 +64,8 @@ def test_languages_are_resolved_to_flores200(tmp_path, base):
         ),
         (lambda d: d.pop("output"), "output: required key is missing"),
         (
-            lambda d: d["filters"][1].update(min_chars=500),
-            "min_chars (500) is above max_chars (100)",
+            lambda d: d["filters"][1].update(min=500),
+            "min (500) is above max (100)",
         ),
         (
             lambda d: d["tasks"][0].update(prompt_languages={"fra": 1}),

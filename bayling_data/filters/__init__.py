@@ -1,31 +1,59 @@
-"""Filters: segment filters judge each language side before templating, instruction filters
-judge whole rows after it. Each has a vectorized ``score`` and an ``accept`` rule."""
+"""Filters: segment filters judge each language side before templating (each sentence once),
+instruction filters judge whole rows after it. Each has a vectorized ``score`` and an ``accept``
+rule, and counts rows in, dropped and why, per language or direction.
+
+| type          | level                          | module              |
+|---------------|--------------------------------|---------------------|
+| normalize     | segment                        | normalize.py        |
+| length        | segment                        | length.py           |
+| dedup         | segment, pair or instruction   | dedup.py            |
+| ratio         | instruction (pair)             | ratio.py            |
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Union
+
 from bayling_data.filters.base import InstructionFilter, SegmentFilter
-from bayling_data.filters.dedup import ExactDedup
-from bayling_data.filters.length import LengthFilter
-from bayling_data.filters.normalize import Normalize
+from bayling_data.filters.dedup import (
+    DedupConfig,
+    InstructionDedup,
+    PairDedup,
+    SegmentDedup,
+    build_dedup,
+)
+from bayling_data.filters.length import LengthConfig, LengthFilter
+from bayling_data.filters.normalize import Normalize, NormalizeConfig
+from bayling_data.filters.ratio import RatioConfig, RatioFilter
+
+Filter = Union[SegmentFilter, InstructionFilter]  # noqa: UP007
+
+FILTER_TYPES: dict[str, tuple[type, Callable[..., Filter]]] = {
+    "normalize": (NormalizeConfig, Normalize.from_config),
+    "length": (LengthConfig, LengthFilter.from_config),
+    "dedup": (DedupConfig, build_dedup),
+    "ratio": (RatioConfig, RatioFilter.from_config),
+}
+
+# The recipe's `filters` entries validate against this union, discriminated by `type`.
+FILTER_CONFIG_UNION = Union[tuple(config for config, _ in FILTER_TYPES.values())]  # noqa: UP007
 
 __all__ = [
-    "ExactDedup",
+    "FILTER_TYPES",
+    "InstructionDedup",
     "InstructionFilter",
     "LengthFilter",
     "Normalize",
+    "PairDedup",
+    "RatioFilter",
+    "SegmentDedup",
     "SegmentFilter",
     "build_filter",
 ]
 
 
-def build_filter(config: object) -> SegmentFilter | InstructionFilter:
+def build_filter(config: object) -> Filter:
     """The filter a recipe's ``filters`` entry asks for."""
-    from bayling_data.recipe import DedupConfig, LengthConfig, NormalizeConfig
-
-    if isinstance(config, NormalizeConfig):
-        return Normalize(config.unicode, config.collapse_whitespace, config.remove_control)
-    if isinstance(config, LengthConfig):
-        return LengthFilter(config.min_chars, config.max_chars)
-    if isinstance(config, DedupConfig):
-        return ExactDedup()
-    raise TypeError(f"no filter for {type(config).__name__}")
+    _, factory = FILTER_TYPES[config.type]  # type: ignore[attr-defined]
+    return factory(config)

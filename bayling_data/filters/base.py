@@ -1,7 +1,8 @@
 """Filter bases in the OpusFilter spirit: ``score`` a whole batch, then ``accept`` on the scores.
 
 Scoring is kept apart from deciding so that thresholds can be tuned on saved scores. Both work on
-Arrow arrays, a column at a time, never a row loop in Python where a compute kernel exists.
+Arrow arrays, a column at a time, never a row loop in Python where a compute kernel exists. A
+filter that drops for several reasons overrides ``reject_reasons``; the funnel keeps every reason.
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ import pyarrow.compute as pc
 
 from bayling_data.schema import SEGMENT_META_COLUMNS
 from bayling_data.stage import Stage
+
+_NO_REASON = pa.scalar(None, pa.string())
+
+
+def _count_true(mask: pa.Array) -> int:
+    return pc.sum(pc.cast(mask, pa.int64())).as_py() or 0
 
 
 class SegmentFilter(Stage):
@@ -22,15 +29,20 @@ class SegmentFilter(Stage):
 
     level = "segment"
 
-    def transform(self, texts: pa.Array) -> pa.Array:
+    def transform(self, texts: pa.Array, lang: str) -> pa.Array:
         """Rewrite the texts before scoring (normalizers); the default keeps them."""
         return texts
 
-    def score(self, texts: pa.Array) -> pa.Array:
+    def score(self, texts: pa.Array, lang: str) -> pa.Array:
         raise NotImplementedError
 
-    def accept(self, scores: pa.Array) -> pa.Array:
+    def accept(self, scores: pa.Array, lang: str) -> pa.Array:
         raise NotImplementedError
+
+    def reject_reasons(self, scores: pa.Array, lang: str) -> pa.Array:
+        """Why each side is dropped (a string), or null to keep it."""
+        keep = pc.fill_null(self.accept(scores, lang), False)
+        return pc.if_else(keep, _NO_REASON, pa.scalar(self.name, pa.string()))
 
     def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         columns = []
@@ -39,15 +51,18 @@ class SegmentFilter(Stage):
                 columns.append(column)
                 continue
             present = pc.is_valid(column)
-            n_present = pc.sum(pc.cast(present, pa.int64())).as_py() or 0
+            n_present = _count_true(present)
             if n_present == 0:
                 columns.append(column)
                 continue
-            texts = self.transform(column)
-            keep = pc.and_(present, pc.fill_null(self.accept(self.score(texts)), False))
-            kept = pc.sum(pc.cast(keep, pa.int64())).as_py() or 0
-            self.stats.count(name, n_present, n_present - kept)
-            columns.append(pc.if_else(keep, texts, pa.scalar(None, pa.string())))
+            texts = self.transform(column, name)
+            # Only present sides are scored: a filter never sees (or counts) an absent side.
+            reasons = self.reject_reasons(self.score(texts.filter(present), name), name)
+            self.stats.count_by(pa.array([name] * n_present, pa.string()), reasons)
+            dropped = pc.replace_with_mask(
+                pa.array([False] * len(column)), present, pc.is_valid(reasons)
+            )
+            columns.append(pc.if_else(pc.and_not(present, dropped), texts, _NO_REASON))
         return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
 
 
@@ -62,9 +77,14 @@ class InstructionFilter(Stage):
     def accept(self, scores: pa.Array) -> pa.Array:
         raise NotImplementedError
 
+    def reject_reasons(self, scores: pa.Array, batch: pa.RecordBatch) -> pa.Array:
+        """Why each row is dropped (a string), or null to keep it."""
+        keep = pc.fill_null(self.accept(scores), False)
+        return pc.if_else(keep, _NO_REASON, pa.scalar(self.name, pa.string()))
+
     def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         if batch.num_rows == 0:
             return batch
-        keep = pc.fill_null(self.accept(self.score(batch)), False)
-        self.stats.count_by(batch.column("direction"), pc.invert(keep))
-        return batch.filter(keep)
+        reasons = self.reject_reasons(self.score(batch), batch)
+        self.stats.count_by(batch.column("direction"), reasons)
+        return batch.filter(pc.is_null(reasons))

@@ -1,34 +1,117 @@
-"""Exact deduplication of instructions, global across batches and sources."""
+"""Exact deduplication of segments, pairs and instructions, global across batches and sources.
+
+Keys are 64-bit xxh3 hashes of the text after :func:`normalize_for_matching` (case, width,
+punctuation and spacing ignored), or of the exact text with ``normalize: false``. The first
+occurrence in the build's deterministic order is kept, so the same recipe keeps the same rows.
+Memory is one 64-bit key per distinct item (in a Python set: about 60 bytes each).
+"""
 
 from __future__ import annotations
 
+from typing import Literal
+
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
 
-from bayling_data.filters.base import InstructionFilter
+from bayling_data.config import StrictModel
+from bayling_data.filters.base import InstructionFilter, SegmentFilter
+from bayling_data.filters.matching import hash_texts, normalize_for_matching
+
+DedupLevel = Literal["segment", "pair", "instruction"]
 
 
-class ExactDedup(InstructionFilter):
-    """Drop an instruction whose content hash (its ``id``) was already seen; the first one stays.
+class DedupConfig(StrictModel):
+    """Drop repeats of a segment side, a translation pair, or a whole instruction."""
 
-    "First" is the build's deterministic generation order, so the same recipe keeps the same rows.
-    This is a global step: its memory is one 64-bit integer per distinct instruction.
-    """
+    type: Literal["dedup"]
+    level: DedupLevel = Field(
+        default="instruction",
+        description="segment: each language side (before templating); pair: the same source and "
+        "target in the same direction; instruction: the same messages.",
+    )
+    normalize: bool = Field(
+        default=True, description="Match up to case, width, punctuation and spacing."
+    )
 
-    name = "dedup"
 
-    def __init__(self) -> None:
+def _first_seen(keys: np.ndarray, seen: set[int]) -> np.ndarray:
+    """True for each key not seen before (in ``seen`` or earlier in ``keys``); updates ``seen``."""
+    fresh = np.empty(len(keys), dtype=bool)
+    for index, key in enumerate(keys.tolist()):
+        fresh[index] = key not in seen
+        seen.add(key)
+    return fresh
+
+
+def _reasons(fresh: np.ndarray, reason: str) -> pa.Array:
+    return pc.if_else(pa.array(fresh), pa.scalar(None, pa.string()), pa.scalar(reason))
+
+
+class SegmentDedup(SegmentFilter):
+    """A side repeating an earlier side of the same language becomes null."""
+
+    name = "dedup_segment"
+
+    def __init__(self, normalize: bool = True):
         super().__init__()
+        self.normalize = normalize
+        self._seen: dict[str, set[int]] = {}
+
+    def score(self, texts: pa.Array, lang: str) -> pa.Array:
+        return pa.array(hash_texts(normalize_for_matching(texts) if self.normalize else texts))
+
+    def reject_reasons(self, scores: pa.Array, lang: str) -> pa.Array:
+        return _reasons(
+            _first_seen(scores.to_numpy(), self._seen.setdefault(lang, set())), "duplicate"
+        )
+
+
+class PairDedup(InstructionFilter):
+    """A row whose (direction, source, target) repeats an earlier row's is dropped."""
+
+    name = "dedup_pair"
+
+    def __init__(self, normalize: bool = True):
+        super().__init__()
+        self.normalize = normalize
         self._seen: set[int] = set()
 
     def score(self, batch: pa.RecordBatch) -> pa.Array:
-        # ids are hex content hashes: their first 16 hex digits are a well-mixed 64-bit key.
-        return pa.array(
-            [int(value[:16], 16) for value in batch.column("id").to_pylist()], pa.uint64()
-        )
+        src, tgt = batch.column("src_text"), batch.column("tgt_text")
+        if self.normalize:
+            src, tgt = normalize_for_matching(src), normalize_for_matching(tgt)
+        return pa.array(hash_texts(batch.column("direction"), src, tgt))
 
-    def accept(self, scores: pa.Array) -> pa.Array:
-        keep = []
-        for key in scores.to_pylist():
-            keep.append(key not in self._seen)
-            self._seen.add(key)
-        return pa.array(keep, pa.bool_())
+    def reject_reasons(self, scores: pa.Array, batch: pa.RecordBatch) -> pa.Array:
+        return _reasons(_first_seen(scores.to_numpy(), self._seen), "duplicate pair")
+
+
+class InstructionDedup(InstructionFilter):
+    """A row whose messages repeat an earlier row's is dropped."""
+
+    name = "dedup"
+
+    def __init__(self, normalize: bool = True):
+        super().__init__()
+        self.normalize = normalize
+        self._seen: set[int] = set()
+
+    def score(self, batch: pa.RecordBatch) -> pa.Array:
+        contents = pc.list_flatten(batch.column("messages"))
+        joined = pc.binary_join(
+            pa.ListArray.from_arrays(
+                batch.column("messages").offsets, pc.struct_field(contents, "content")
+            ),
+            "\x1e",
+        )
+        return pa.array(hash_texts(normalize_for_matching(joined) if self.normalize else joined))
+
+    def reject_reasons(self, scores: pa.Array, batch: pa.RecordBatch) -> pa.Array:
+        return _reasons(_first_seen(scores.to_numpy(), self._seen), "duplicate instruction")
+
+
+def build_dedup(config: DedupConfig) -> SegmentDedup | PairDedup | InstructionDedup:
+    kinds = {"segment": SegmentDedup, "pair": PairDedup, "instruction": InstructionDedup}
+    return kinds[config.level](config.normalize)

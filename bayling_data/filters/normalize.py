@@ -1,29 +1,138 @@
-"""Unicode and whitespace normalization of segment text, column-wise with Arrow kernels."""
+"""Normalization of segment text: encoding repair, Unicode form, white space, control characters,
+Moses punctuation, and a guard against Chinese text in the wrong script.
+
+Column-wise with Arrow kernels where the operation allows it. The expensive repairs (ftfy,
+sacremoses) run only on the texts a cheap vectorized check picks out: most text is clean.
+"""
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Literal
+
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import Field
 
+from bayling_data.config import StrictModel
+from bayling_data.errors import BaylingError
 from bayling_data.filters.base import SegmentFilter
+from bayling_data.filters.units import unit_for
+from bayling_data.languages import registry
 
 # C0/C1 control characters other than tab and newline, and the byte-order mark. Zero-width
 # characters are kept: Khmer, Thai and Persian text uses them.
 _CONTROL = r"[\x{0}-\x{8}\x{b}\x{c}\x{e}-\x{1f}\x{7f}-\x{9f}\x{feff}]"
 # Runs of any white space, including no-break and ideographic spaces, become one ASCII space.
 _SPACES = r"[\s\p{Zs}\x{2028}\x{2029}]+"
+# Characters that appear when UTF-8 was decoded as Latin-1 / cp1252 (mojibake), or the
+# replacement character: only texts holding one go through ftfy's own (slower) check.
+_MOJIBAKE_HINT = r"[\x{c2}\x{c3}\x{c5}\x{c6}\x{e2}\x{20ac}\x{2122}\x{fffd}]"
+# Punctuation that Moses' normalizer rewrites; texts without any are left alone.
+_MOSES_HINT = r"[\"'`´‘’‚“”„«»–—…\x{a0}]|\s[,.!?;:]|  "
+
+
+class NormalizeConfig(StrictModel):
+    """Repair and normalize every segment side before templating."""
+
+    type: Literal["normalize"]
+    unicode: Literal["NFC", "NFKC", "none"] = Field(
+        default="NFC", description="NFKC also folds full-width forms, changing Chinese punctuation."
+    )
+    fix_encoding: bool = Field(default=True, description="Repair mojibake with ftfy.")
+    collapse_whitespace: bool = True
+    remove_control: bool = True
+    moses_punctuation: bool = Field(
+        default=False, description="sacremoses punctuation normalization, per language."
+    )
+    chinese_script: Literal["check", "off"] = Field(
+        default="check",
+        description="Drop zho_Hans sides written in Traditional characters and vice versa.",
+    )
+
+
+@cache
+def _ftfy_config():
+    import ftfy
+
+    # Keep full-width CJK punctuation and curly quotes; Unicode forms are our own step.
+    return ftfy, ftfy.TextFixerConfig(
+        fix_character_width=False, uncurl_quotes=False, normalization=None, explain=False
+    )
+
+
+def fix_mojibake(texts: pa.Array) -> pa.Array:
+    """ftfy's repair, only where a cheap check and then ftfy's own badness test find mojibake."""
+    hint = pc.fill_null(pc.match_substring_regex(texts, _MOJIBAKE_HINT), False)
+    if not pc.any(hint).as_py():
+        return texts
+    ftfy, config = _ftfy_config()
+    from ftfy.badness import is_bad
+
+    values = texts.to_pylist()
+    for index in pc.indices_nonzero(hint).to_pylist():
+        text = values[index]
+        if is_bad(text) or "\ufffd" in text:
+            values[index] = ftfy.fix_text(text, config)
+    return pa.array(values, pa.string())
+
+
+@cache
+def _moses(lang: str):
+    try:
+        from sacremoses import MosesPunctNormalizer
+    except ImportError:
+        raise BaylingError("normalize: moses_punctuation needs `pip install sacremoses`") from None
+    code = registry().get(lang).iso639_1 or "en"
+    return MosesPunctNormalizer(lang=code, pre_replace_unicode_punct=False)
+
+
+def moses_punctuation(texts: pa.Array, lang: str) -> pa.Array:
+    hint = pc.fill_null(pc.match_substring_regex(texts, _MOSES_HINT), False)
+    if not pc.any(hint).as_py():
+        return texts
+    normalizer = _moses(lang)
+    values = texts.to_pylist()
+    for index in pc.indices_nonzero(hint).to_pylist():
+        values[index] = normalizer.normalize(values[index])
+    return pa.array(values, pa.string())
+
+
+def chinese_script_mismatch(texts: pa.Array, lang: str) -> pa.Array:
+    """True where a zho_Hans side is Traditional or a zho_Hant side Simplified."""
+    expected = {"zho_Hans": "simplified", "zho_Hant": "traditional"}.get(lang)
+    if expected is None:
+        return pa.nulls(len(texts), pa.bool_())
+    import hanzidentifier
+
+    wrong = hanzidentifier.TRADITIONAL if expected == "simplified" else hanzidentifier.SIMPLIFIED
+    return pa.array(
+        [
+            None if text is None else hanzidentifier.identify(text) == wrong
+            for text in texts.to_pylist()
+        ],
+        pa.bool_(),
+    )
 
 
 class Normalize(SegmentFilter):
-    """Unicode normalization (NFC or NFKC), control-character removal and white-space folding.
+    """Repair, normalize and fold white space; drop sides left empty or in the wrong Chinese script.
 
-    A side that is empty after normalization is dropped and counted.
+    The score of a side is its length after normalization and whether it is Chinese in the wrong
+    script, so that "empty" and "wrong Chinese script" are counted apart.
     """
 
     name = "normalize"
 
     def __init__(
-        self, unicode: str = "NFC", collapse_whitespace: bool = True, remove_control: bool = True
+        self,
+        unicode: str = "NFC",
+        collapse_whitespace: bool = True,
+        remove_control: bool = True,
+        *,
+        fix_encoding: bool = True,
+        moses_punctuation: bool = False,
+        chinese_script: str = "check",
     ):
         super().__init__()
         if unicode not in ("NFC", "NFKC", "none"):
@@ -31,18 +140,54 @@ class Normalize(SegmentFilter):
         self.unicode = unicode
         self.collapse_whitespace = collapse_whitespace
         self.remove_control = remove_control
+        self.fix_encoding = fix_encoding
+        self.moses = moses_punctuation
+        self.chinese_script = chinese_script
 
-    def transform(self, texts: pa.Array) -> pa.Array:
+    def transform(self, texts: pa.Array, lang: str) -> pa.Array:
+        if self.fix_encoding:
+            texts = fix_mojibake(texts)
         if self.unicode != "none":
             texts = pc.utf8_normalize(texts, form=self.unicode)
         if self.remove_control:
             texts = pc.replace_substring_regex(texts, pattern=_CONTROL, replacement="")
         if self.collapse_whitespace:
             texts = pc.replace_substring_regex(texts, pattern=_SPACES, replacement=" ")
-        return pc.utf8_trim_whitespace(texts)
+        texts = pc.utf8_trim_whitespace(texts)
+        if self.moses and unit_for(lang, "auto") == "words":
+            # Moses' rules are written for space-separated scripts; CJK punctuation is left as is.
+            texts = moses_punctuation(texts, lang)
+        return texts
 
-    def score(self, texts: pa.Array) -> pa.Array:
-        return pc.utf8_length(texts)
+    def score(self, texts: pa.Array, lang: str) -> pa.Array:
+        wrong_script = (
+            chinese_script_mismatch(texts, lang)
+            if self.chinese_script == "check"
+            else pa.nulls(len(texts), pa.bool_())
+        )
+        return pa.StructArray.from_arrays(
+            [pc.utf8_length(texts), wrong_script], names=["length", "wrong_script"]
+        )
 
-    def accept(self, scores: pa.Array) -> pa.Array:
-        return pc.greater(scores, 0)
+    def accept(self, scores: pa.Array, lang: str) -> pa.Array:
+        return pc.is_null(self.reject_reasons(scores, lang))
+
+    def reject_reasons(self, scores: pa.Array, lang: str) -> pa.Array:
+        empty = pc.fill_null(pc.equal(pc.struct_field(scores, "length"), 0), False)
+        wrong = pc.fill_null(pc.struct_field(scores, "wrong_script"), False)
+        return pc.if_else(
+            empty,
+            pa.scalar("empty after normalization"),
+            pc.if_else(wrong, pa.scalar("wrong Chinese script"), pa.scalar(None, pa.string())),
+        )
+
+    @classmethod
+    def from_config(cls, config: NormalizeConfig) -> Normalize:
+        return cls(
+            config.unicode,
+            config.collapse_whitespace,
+            config.remove_control,
+            fix_encoding=config.fix_encoding,
+            moses_punctuation=config.moses_punctuation,
+            chinese_script=config.chinese_script,
+        )

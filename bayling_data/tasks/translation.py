@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from bayling_data.hashing import content_id, stable_hash, unit_interval, weighted_choice
 from bayling_data.languages import LanguageRegistry, registry
-from bayling_data.schema import INSTRUCTION_SCHEMA, segment_languages
+from bayling_data.schema import WORK_INSTRUCTION_SCHEMA, segment_languages
 from bayling_data.stage import Stage
 from bayling_data.tasks.templates import TemplateSet, bundled_templates
 
@@ -31,7 +31,7 @@ class TranslationTask(Stage):
     """
 
     name = "translation"
-    level = "instruction"
+    level = "task"
 
     def __init__(
         self,
@@ -98,7 +98,7 @@ class TranslationTask(Stage):
     def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         pairs = self.pairs(segment_languages(batch))
         columns = {name: batch.column(name).to_pylist() for name in batch.schema.names}
-        out: dict[str, list[object]] = {name: [] for name in INSTRUCTION_SCHEMA.names}
+        out: dict[str, list[object]] = {name: [] for name in WORK_INSTRUCTION_SCHEMA.names}
         for row in range(batch.num_rows):
             corpus, split = columns["corpus"][row], columns["split"][row]
             segment = columns["segment_id"][row]
@@ -133,4 +133,6 @@ class TranslationTask(Stage):
                 out["source_corpus"].append(corpus)
                 out["source_split"].append(split)
                 out["source_segment_id"].append(segment)
-        return pa.RecordBatch.from_pydict(out, schema=INSTRUCTION_SCHEMA)
+                out["src_text"].append(src_text)
+                out["tgt_text"].append(tgt_text)
+        return pa.RecordBatch.from_pydict(out, schema=WORK_INSTRUCTION_SCHEMA)
