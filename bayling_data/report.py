@@ -51,20 +51,38 @@ def build_summary(report: object, console: Console) -> None:
     stages.add_row("write", "rows", "", "", "", f"{seconds.get('write', 0.0):.2f}")
     console.print(stages)
 
-    drops = Table(title="dropped by filter and language", title_justify="left")
-    segment_stats = [s for s in report.stats if s.level == "segment" and s.by_key]  # type: ignore[attr-defined]
-    if segment_stats:
+    drops = Table(
+        title="dropped/in by filter and language (segment filters count sides, instruction "
+        "filters rows involving the language)",
+        title_justify="left",
+    )
+    filters = [s for s in report.stats if s.level in ("segment", "instruction") and s.by_key]  # type: ignore[attr-defined]
+    if filters:
         drops.add_column("language")
-        for stats in segment_stats:
+        for stats in filters:
             drops.add_column(stats.name, justify="right")
-        languages = sorted({key for stats in segment_stats for key in stats.by_key})
+        per_language = [stats.by_language() for stats in filters]
+        languages = sorted({code for table in per_language for code in table})
         for code in languages:
             cells = []
-            for stats in segment_stats:
-                entry = stats.by_key.get(code, {"in": 0, "dropped": 0})
+            for table in per_language:
+                entry = table.get(code, {"in": 0, "dropped": 0})
                 cells.append(f"{entry['dropped']}/{entry['in']}")
             drops.add_row(code, *cells)
         console.print(drops)
+        reasons: dict[str, int] = {}
+        for stats in filters:
+            for entry in stats.by_key.values():
+                for reason, n in entry["reasons"].items():
+                    key = f"{stats.name}: {reason}"
+                    reasons[key] = reasons.get(key, 0) + n
+        if reasons:
+            why = Table(title="why rows were dropped", title_justify="left")
+            why.add_column("filter: reason")
+            why.add_column("dropped", justify="right")
+            for key, n in sorted(reasons.items(), key=lambda item: -item[1]):
+                why.add_row(key, _n(n))
+            console.print(why)
     written_table(manifest, console)
     console.print(
         f"wrote {_n(sum(s['rows'] for s in manifest['splits'].values()))} rows to "

@@ -65,6 +65,13 @@ class RatioFilter(InstructionFilter):
     def accept(self, scores: pa.Array) -> pa.Array:
         return pc.fill_null(pc.less_equal(scores, self.max_ratio), True)
 
+    def reject_reasons(self, scores: pa.Array, batch: pa.RecordBatch) -> pa.Array:
+        return pc.if_else(
+            self.accept(scores),
+            pa.scalar(None, pa.string()),
+            pa.scalar(f"length ratio above {self.max_ratio:g}"),
+        )
+
     @classmethod
     def from_config(cls, config: RatioConfig) -> RatioFilter:
         return cls(config.max_ratio, config.unit, config.tokenizer)
