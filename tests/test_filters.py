@@ -4,7 +4,7 @@ import pyarrow as pa
 import pytest
 
 from bayling_data.filters import InstructionDedup, LengthFilter, Normalize, PairDedup, RatioFilter
-from bayling_data.filters.dedup import SegmentDedup
+from bayling_data.filters.dedup import RowDedup, SegmentDedup
 from bayling_data.filters.matching import normalize_for_matching
 from bayling_data.filters.units import measure
 from bayling_data.schema import WORK_INSTRUCTION_SCHEMA, segment_schema
@@ -114,6 +114,14 @@ def test_segment_dedup_ignores_case_and_punctuation_per_language():
     assert first["zho_Hans"].to_pylist() == ["你好", None, "再见", None]
     assert second["eng_Latn"].to_pylist() == [None]
     assert step.stats.by_key["eng_Latn"] == {"in": 4, "dropped": 2, "reasons": {"duplicate": 2}}
+
+
+def test_row_dedup_removes_repeated_segments_before_templating():
+    step = RowDedup()
+    out = step(segments(["Hello!", "hello", "Hello!", "Bye"], ["你好", "你好。", "再见", "再见"]))
+    assert out["eng_Latn"].to_pylist() == ["Hello!", "Hello!", "Bye"]
+    assert out["zho_Hans"].to_pylist() == ["你好", "再见", "再见"]
+    assert step.stats.by_key["zho_Hans"] == {"in": 4, "dropped": 1, "reasons": {"duplicate row": 1}}
 
 
 def instructions(rows: list[tuple[str, str, str]], direction: str = "swh_Latn-eng_Latn"):

@@ -6,7 +6,7 @@ rule, and counts rows in, dropped and why, per language or direction.
 |---------------|--------------------------------|---------------------|
 | normalize     | segment                        | normalize.py        |
 | length        | segment                        | length.py           |
-| dedup         | segment, pair or instruction   | dedup.py            |
+| dedup         | segment, row, pair, instruction | dedup.py           |
 | ratio         | instruction (pair)             | ratio.py            |
 """
 
@@ -20,6 +20,7 @@ from bayling_data.filters.dedup import (
     DedupConfig,
     InstructionDedup,
     PairDedup,
+    RowDedup,
     SegmentDedup,
     build_dedup,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "Normalize",
     "PairDedup",
     "RatioFilter",
+    "RowDedup",
     "SegmentDedup",
     "SegmentFilter",
     "build_filter",

@@ -18,8 +18,9 @@ from pydantic import Field
 from bayling_data.config import StrictModel
 from bayling_data.filters.base import InstructionFilter, SegmentFilter
 from bayling_data.filters.matching import hash_texts, normalize_for_matching
+from bayling_data.schema import segment_languages
 
-DedupLevel = Literal["segment", "pair", "instruction"]
+DedupLevel = Literal["segment", "row", "pair", "instruction"]
 
 
 class DedupConfig(StrictModel):
@@ -28,8 +29,9 @@ class DedupConfig(StrictModel):
     type: Literal["dedup"]
     level: DedupLevel = Field(
         default="instruction",
-        description="segment: each language side (before templating); pair: the same source and "
-        "target in the same direction; instruction: the same messages.",
+        description="segment: each language side (before templating); row: a whole segment "
+        "(all its sides; for a bilingual corpus, the pair) before templating; pair: the same "
+        "source and target in the same direction; instruction: the same messages.",
     )
     normalize: bool = Field(
         default=True, description="Match up to case, width, punctuation and spacing."
@@ -66,6 +68,38 @@ class SegmentDedup(SegmentFilter):
         return _reasons(
             _first_seen(scores.to_numpy(), self._seen.setdefault(lang, set())), "duplicate"
         )
+
+
+class RowDedup(SegmentFilter):
+    """A segment whose sides, all languages together, repeat an earlier segment's is removed.
+
+    For a bilingual corpus this is pair dedup before templating: cheap, and it spares every later
+    filter (language ID above all) the duplicates.
+    """
+
+    name = "dedup_row"
+
+    def __init__(self, normalize: bool = True):
+        super().__init__()
+        self.normalize = normalize
+        self._seen: set[int] = set()
+
+    def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        languages = segment_languages(batch)
+        if batch.num_rows == 0 or not languages:
+            return batch
+        texts = [batch.column(code) for code in languages]
+        if self.normalize:
+            texts = [normalize_for_matching(column) for column in texts]
+        fresh = _first_seen(hash_texts(*texts), self._seen)
+        reasons = _reasons(fresh, "duplicate row")
+        for code in languages:
+            present = pc.is_valid(batch.column(code))
+            self.stats.count_by(
+                pa.array([code] * (pc.sum(pc.cast(present, pa.int64())).as_py() or 0), pa.string()),
+                reasons.filter(present),
+            )
+        return batch.filter(pa.array(fresh))
 
 
 class PairDedup(InstructionFilter):
@@ -112,6 +146,11 @@ class InstructionDedup(InstructionFilter):
         return _reasons(_first_seen(scores.to_numpy(), self._seen), "duplicate instruction")
 
 
-def build_dedup(config: DedupConfig) -> SegmentDedup | PairDedup | InstructionDedup:
-    kinds = {"segment": SegmentDedup, "pair": PairDedup, "instruction": InstructionDedup}
+def build_dedup(config: DedupConfig) -> SegmentDedup | RowDedup | PairDedup | InstructionDedup:
+    kinds = {
+        "segment": SegmentDedup,
+        "row": RowDedup,
+        "pair": PairDedup,
+        "instruction": InstructionDedup,
+    }
     return kinds[config.level](config.normalize)
