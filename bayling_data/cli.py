@@ -51,6 +51,23 @@ def make_parser() -> argparse.ArgumentParser:
         "query", nargs="?", help="code or name (swh, sw, zho_simpl, Swahili, 斯瓦希里语)"
     )
 
+    lid = commands.add_parser("lid", help="language-ID tools")
+    lid_commands = lid.add_subparsers(dest="lid_command", required=True, metavar="LID_COMMAND")
+    calibrate = lid_commands.add_parser(
+        "calibrate",
+        help="measure a language-ID model's per-language precision and recall on a labelled "
+        "multi-way set (Flores), and store the table the lid filter uses",
+    )
+    calibrate.add_argument("--flores", type=Path, required=True, help="Flores-200/101 folder")
+    calibrate.add_argument("--out", type=Path, required=True, help="calibration table to write")
+    calibrate.add_argument("--backend", choices=["fasttext", "langid"], default="fasttext")
+    calibrate.add_argument("--model", help="fastText model file (default: lid.176.ftz)")
+    calibrate.add_argument("--split", default="dev")
+    calibrate.add_argument("--languages", nargs="+", help="limit to these languages")
+    calibrate.add_argument("--min-prob", type=float, default=0.5)
+    calibrate.add_argument("--min-precision", type=float, default=0.95)
+    calibrate.add_argument("--min-recall", type=float, default=0.90)
+
     inspect = commands.add_parser("inspect", help="counts and sample rows of a build's output")
     inspect.add_argument("out_dir", type=Path)
     inspect.add_argument("-n", "--samples", type=int, default=3, help="sample rows to show")
@@ -111,6 +128,25 @@ def _langs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lid(args: argparse.Namespace) -> int:
+    from bayling_data.filters.lid import calibrate_to_file
+
+    table = calibrate_to_file(
+        args.flores,
+        args.out,
+        backend=args.backend,
+        model=args.model,
+        split=args.split,
+        languages=args.languages,
+        min_prob=args.min_prob,
+        min_precision=args.min_precision,
+        min_recall=args.min_recall,
+    )
+    print(table.summary_text())
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _inspect(args: argparse.Namespace) -> int:
     from bayling_data.report import inspect_output
 
@@ -118,7 +154,13 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"build": _build, "validate": _validate, "langs": _langs, "inspect": _inspect}
+COMMANDS = {
+    "build": _build,
+    "validate": _validate,
+    "langs": _langs,
+    "lid": _lid,
+    "inspect": _inspect,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

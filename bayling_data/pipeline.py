@@ -239,6 +239,14 @@ def count_rows(table: pa.Table) -> dict[str, dict[str, int]]:
     return counts
 
 
+def _funnel_entry(stage: Stage) -> dict[str, object]:
+    entry = stage.stats.to_dict()
+    details = stage.details()
+    if details:
+        entry["details"] = details
+    return entry
+
+
 def _sha256_of_files(paths: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in sorted(paths):
@@ -300,7 +308,7 @@ def run_build(recipe: Recipe, *, progress: bool = False) -> BuildReport:
                 "requested_but_absent": plan.absent_languages,
             },
             "sources": [source.describe() for source in plan.sources],
-            "funnel": [stage.stats.to_dict() for stage in plan.stages],
+            "funnel": [_funnel_entry(stage) for stage in plan.stages],
             "mixture": mixture,
             "splits": {
                 name: {

@@ -116,6 +116,10 @@ class Stage(ABC):
     def setup(self) -> None:  # noqa: B027 - optional hook, most stages need no setup
         """Load heavy objects (models, tokenizers). Called once before the first batch."""
 
+    def details(self) -> dict[str, Any] | None:
+        """Stage-specific counters the manifest keeps beside the funnel entry (None: nothing)."""
+        return None
+
     @abstractmethod
     def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """Transform one batch."""

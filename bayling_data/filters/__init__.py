@@ -6,6 +6,7 @@ rule, and counts rows in, dropped and why, per language or direction.
 |---------------|--------------------------------|---------------------|
 | normalize     | segment                        | normalize.py        |
 | length        | segment                        | length.py           |
+| lid           | segment                        | lid/ (backends, calibration, filter) |
 | dedup         | segment, row, pair, instruction | dedup.py           |
 | ratio         | instruction (pair)             | ratio.py            |
 """
@@ -25,6 +26,7 @@ from bayling_data.filters.dedup import (
     build_dedup,
 )
 from bayling_data.filters.length import LengthConfig, LengthFilter
+from bayling_data.filters.lid import LanguageIdFilter, LidConfig
 from bayling_data.filters.normalize import Normalize, NormalizeConfig
 from bayling_data.filters.ratio import RatioConfig, RatioFilter
 
@@ -33,6 +35,7 @@ Filter = Union[SegmentFilter, InstructionFilter]  # noqa: UP007
 FILTER_TYPES: dict[str, tuple[type, Callable[..., Filter]]] = {
     "normalize": (NormalizeConfig, Normalize.from_config),
     "length": (LengthConfig, LengthFilter.from_config),
+    "lid": (LidConfig, LanguageIdFilter.from_config),
     "dedup": (DedupConfig, build_dedup),
     "ratio": (RatioConfig, RatioFilter.from_config),
 }
@@ -44,6 +47,7 @@ __all__ = [
     "FILTER_TYPES",
     "InstructionDedup",
     "InstructionFilter",
+    "LanguageIdFilter",
     "LengthFilter",
     "Normalize",
     "PairDedup",
