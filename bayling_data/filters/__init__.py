@@ -9,6 +9,8 @@ rule, and counts rows in, dropped and why, per language or direction.
 | lid           | segment                        | lid/ (backends, calibration, filter) |
 | dedup         | segment, row, pair, instruction | dedup.py           |
 | ratio         | instruction (pair)             | ratio.py            |
+| near_dedup    | instruction (pair or messages) | near_dedup.py       |
+| decontaminate | segment (whole rows)           | decontaminate.py    |
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from typing import Union
 
 from bayling_data.filters.base import InstructionFilter, SegmentFilter
+from bayling_data.filters.decontaminate import Decontaminate, DecontaminateConfig
 from bayling_data.filters.dedup import (
     DedupConfig,
     InstructionDedup,
@@ -27,6 +30,7 @@ from bayling_data.filters.dedup import (
 )
 from bayling_data.filters.length import LengthConfig, LengthFilter
 from bayling_data.filters.lid import LanguageIdFilter, LidConfig
+from bayling_data.filters.near_dedup import NearDedup, NearDedupConfig
 from bayling_data.filters.normalize import Normalize, NormalizeConfig
 from bayling_data.filters.ratio import RatioConfig, RatioFilter
 
@@ -38,6 +42,8 @@ FILTER_TYPES: dict[str, tuple[type, Callable[..., Filter]]] = {
     "lid": (LidConfig, LanguageIdFilter.from_config),
     "dedup": (DedupConfig, build_dedup),
     "ratio": (RatioConfig, RatioFilter.from_config),
+    "near_dedup": (NearDedupConfig, NearDedup.from_config),
+    "decontaminate": (DecontaminateConfig, Decontaminate.from_config),
 }
 
 # The recipe's `filters` entries validate against this union, discriminated by `type`.
@@ -45,10 +51,12 @@ FILTER_CONFIG_UNION = Union[tuple(config for config, _ in FILTER_TYPES.values())
 
 __all__ = [
     "FILTER_TYPES",
+    "Decontaminate",
     "InstructionDedup",
     "InstructionFilter",
     "LanguageIdFilter",
     "LengthFilter",
+    "NearDedup",
     "Normalize",
     "PairDedup",
     "RatioFilter",
