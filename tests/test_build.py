@@ -307,3 +307,36 @@ def test_unknown_source_type_lists_the_known_ones(tmp_path):
         BaylingError, match=r"sources\.0\.type: unknown type 'opus'; expected one of"
     ):
         load_recipe(SAMPLE_RECIPE, ["sources.0={type: opus, path: x}"])
+
+
+def test_decontamination_in_a_build_removes_held_out_ids_in_every_language(tmp_path):
+    from bayling_data.sources.samples import sample_path
+
+    english = (sample_path("flores200") / "dev" / "eng_Latn.dev").read_text("utf-8").splitlines()
+    held_out = {3, 17, 40}
+    eval_root = tmp_path / "eval"
+    (eval_root / "devtest").mkdir(parents=True)
+    (eval_root / "devtest" / "eng_Latn.devtest").write_text(
+        "".join(english[i - 1] + "\n" for i in sorted(held_out)), "utf-8"
+    )
+    common = ["output.validation_fraction=0", "sources.0.splits=[dev]"]
+    build_sample(tmp_path / "plain", *common, "filters=[{type: dedup}]")
+    decontaminate = (
+        "{type: decontaminate, eval_sets: [{type: flores, path: " + str(eval_root) + "}]}"
+    )
+    build_sample(tmp_path / "clean", *common, f"filters=[{decontaminate}, {{type: dedup}}]")
+    plain = read_split(tmp_path / "plain", "train")
+    clean = read_split(tmp_path / "clean", "train")
+    held = {str(i) for i in held_out}
+    assert not held & set(clean["source_segment_id"].to_pylist())
+    expected = {
+        row_id
+        for row_id, segment in zip(
+            plain["id"].to_pylist(), plain["source_segment_id"].to_pylist(), strict=True
+        )
+        if segment not in held
+    }
+    assert set(clean["id"].to_pylist()) == expected
+    manifest = json.loads((tmp_path / "clean" / "manifest.json").read_text("utf-8"))
+    decon = next(s for s in manifest["funnel"] if s["name"] == "decontaminate")
+    assert sum(decon["details"]["removed_by_eval_set"].values()) == len(held_out)
