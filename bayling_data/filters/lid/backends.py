@@ -385,6 +385,10 @@ def _file_digest(path: Path) -> str:
 
 
 def _mostly_upper(text: str) -> bool:
+    # A cheap look at the start first: most lines are mostly lower case there already.
+    head = text[:60]
+    if text.islower() or sum(map(str.isupper, head)) <= 0.8 * sum(map(str.isalpha, head)):
+        return False
     upper = sum(map(str.isupper, text))
     return upper > 5 and upper > 0.8 * sum(map(str.isalpha, text))
 

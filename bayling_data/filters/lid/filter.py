@@ -267,17 +267,29 @@ class LanguageIdFilter(SegmentFilter):
             label, prob = prediction[0]
             labels[i], probs[i] = label, prob
             consistent[i] = self._script.consistent(counts[i], label, own)
-        rows: list[dict[str, object] | None] = [None] * len(values)
-        for j, i in enumerate(present):
-            rows[i] = {
-                "route": routes[j],
-                "script_share": None if np.isnan(share[j]) else float(share[j]),
-                "signature_share": None if np.isnan(sig_share[j]) else float(sig_share[j]),
-                "label": labels[j],
-                "prob": probs[j],
-                "script_consistent": consistent[j],
-            }
-        return pa.array(rows, SCORE_TYPE)
+        if not strings:
+            return pa.array([None] * len(values), SCORE_TYPE)
+        # Columns straight into a struct array (no dict per row): absent sides stay null.
+        position = np.full(len(values), -1, dtype=np.int64)
+        position[present] = np.arange(len(present))
+        take = pa.array(np.where(position >= 0, position, 0))
+        mask = pa.array(position < 0)
+
+        def column(data: object, kind: pa.DataType) -> pa.Array:
+            return pc.if_else(mask, pa.scalar(None, kind), pa.array(data, kind).take(take))
+
+        def floats(values_: np.ndarray) -> pa.Array:
+            return pa.array(values_, pa.float64(), from_pandas=True)  # NaN -> null
+
+        fields = [
+            column(routes.tolist(), pa.string()),
+            pc.if_else(mask, pa.scalar(None, pa.float64()), floats(share).take(take)),
+            pc.if_else(mask, pa.scalar(None, pa.float64()), floats(sig_share).take(take)),
+            column(labels, pa.string()),
+            column(probs, pa.float64()),
+            column(consistent, pa.bool_()),
+        ]
+        return pa.StructArray.from_arrays(fields, fields=list(SCORE_TYPE), mask=mask)
 
     def _wrong_script(self, routes: np.ndarray, share: np.ndarray, sig: np.ndarray) -> np.ndarray:
         """Too few letters in the language's script, or (unless short) none of its signature
