@@ -91,8 +91,10 @@ def test_ids_are_unique_and_funnel_adds_up(sample_build):
     ]
     assert len(ids) == len(set(ids))
     for stage in manifest["funnel"]:
-        for entry in stage["by_key"].values():
-            assert entry["in"] == entry["out"] + entry["dropped"]
+        for table in ("by_key", "by_language"):
+            for entry in stage.get(table, {}).values():
+                assert entry["in"] == entry["out"] + entry["dropped"]
+                assert entry["dropped"] == sum(entry["reasons"].values())
 
 
 def test_same_recipe_twice_gives_identical_bytes(tmp_path, sample_build):

@@ -192,3 +192,21 @@ def test_ratio_compares_chinese_characters_with_english_words():
 def test_matching_key():
     keys = normalize_for_matching(pa.array(["Hello,  World!", "ＨＥＬＬＯ world", None]))
     assert keys.to_pylist() == ["hello world", "hello world", None]
+
+
+def test_exact_dedup_removes_injected_variants_and_keeps_distinct_sentences():
+    from bayling_data.sources.samples import sample_path
+
+    distinct = (sample_path("flores200") / "dev" / "eng_Latn.dev").read_text("utf-8").splitlines()
+    variants = [
+        distinct[0].upper(),
+        "  " + distinct[1].replace(" ", "   ") + " ",
+        distinct[2].rstrip(".") + " !",
+        distinct[3].replace(",", " ,"),
+        distinct[4].lower().replace(".", ""),
+    ]
+    texts = distinct + variants
+    step = SegmentDedup()
+    out = step(segments(texts, ["x"] * len(texts)))["eng_Latn"].to_pylist()
+    assert out[: len(distinct)] == distinct  # every distinct sentence kept
+    assert out[len(distinct) :] == [None] * len(variants)  # every injected variant removed
