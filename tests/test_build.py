@@ -342,3 +342,53 @@ def test_decontamination_in_a_build_removes_held_out_ids_in_every_language(tmp_p
     manifest = json.loads((tmp_path / "clean" / "manifest.json").read_text("utf-8"))
     decon = next(s for s in manifest["funnel"] if s["name"] == "decontaminate")
     assert sum(decon["details"]["removed_by_eval_set"].values()) == len(held_out)
+
+
+def test_the_funnel_adds_up_when_filters_drop(tmp_path):
+    root = tmp_path / "dirty"
+    eng = [
+        "The river is long and wide in the spring.",
+        "We ate rice with vegetables today at noon.",
+        "Rain fell all night over the small town.",
+        "The bus was late again this morning, sadly.",
+        "The river is long and wide in the spring!",  # duplicate of line 1 up to punctuation
+    ]
+    swh = [
+        "Mto ni mrefu na mpana wakati wa masika.",
+        "Tulikula wali na mboga leo mchana.",
+        "Мы ели рис с овощами сегодня в полдень.",  # Russian in the Swahili file
+        "Basi lilichelewa tena asubuhi hii, kwa huzuni.",
+        "Mvua kubwa ilinyesha jana usiku mjini.",
+    ]
+    zho = [
+        "春天的时候，这条河又长又宽。",
+        "我们今天中午吃了米饭和蔬菜。",
+        "雨下了一整夜，笼罩着小镇。",
+        "今天早上公共汽車又晚點了，真遺憾，這樣的事經常發生。",  # Traditional characters
+        "昨晚镇上下了一场大雨。",
+    ]
+    write_flores(root, "dev", {"eng_Latn": eng, "swh_Latn": swh, "zho_Hans": zho})
+    out = tmp_path / "o"
+    build_sample(out, f"sources.0.path={root}", "output.validation_fraction=0")
+    manifest = json.loads((out / "manifest.json").read_text("utf-8"))
+    funnel = {stage["name"]: stage for stage in manifest["funnel"]}
+    assert funnel["lid"]["by_key"]["swh_Latn"]["reasons"] == {"wrong script": 1}
+    assert funnel["normalize"]["by_key"]["zho_Hans"]["reasons"] == {"wrong Chinese script": 1}
+    assert funnel["dedup_segment"]["by_key"]["eng_Latn"]["reasons"] == {"duplicate": 1}
+    for stage in manifest["funnel"]:
+        for table in ("by_key", "by_language"):
+            for entry in stage.get(table, {}).values():
+                assert entry["in"] == entry["out"] + entry["dropped"]
+                assert entry["dropped"] == sum(entry["reasons"].values())
+    # Segment filters see each side once; the next filter gets what the previous one let out.
+    for before, after in (("normalize", "lid"), ("lid", "length"), ("length", "dedup_segment")):
+        for code, entry in funnel[after]["by_key"].items():
+            assert entry["in"] == funnel[before]["by_key"][code]["out"]
+    table = read_split(out, "train")
+    assert "swh_Latn" not in {
+        lang
+        for lang, seg in zip(
+            table["src_lang"].to_pylist(), table["source_segment_id"].to_pylist(), strict=True
+        )
+        if seg == "3"
+    }
