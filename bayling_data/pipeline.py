@@ -31,7 +31,7 @@ from bayling_data.recipe import Recipe
 from bayling_data.schema import INSTRUCTION_SCHEMA
 from bayling_data.sources import Source, build_source
 from bayling_data.stage import Stage, StageStats
-from bayling_data.tasks import build_task
+from bayling_data.tasks import TaskContext, build_task
 
 MANIFEST_FORMAT = "bayling-data-manifest/1"
 COUNT_COLUMNS = ("task", "direction", "src_lang", "tgt_lang", "prompt_lang")
@@ -91,11 +91,12 @@ def plan_build(recipe: Recipe) -> BuildPlan:
     targets = [code for code in targets if code in present]
     absent = sorted(set(explicit or []) - present) if explicit is not None else []
     filters = [build_filter(config) for config in recipe.filters]
+    context = TaskContext(pivots=pivots, targets=set(targets), seed=recipe.seed)
     return BuildPlan(
         recipe=recipe,
         sources=sources,
         segment_filters=[f for f in filters if isinstance(f, SegmentFilter)],
-        tasks=[build_task(config, pivots, set(targets), recipe.seed) for config in recipe.tasks],
+        tasks=[build_task(config, context) for config in recipe.tasks],
         instruction_filters=[f for f in filters if isinstance(f, InstructionFilter)],
         pivots=pivots,
         targets=targets,

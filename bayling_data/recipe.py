@@ -14,16 +14,17 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Union
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from bayling_data.config import StrictModel, resolve_code, resolve_codes
+from bayling_data.config import StrictModel, resolve_codes
 from bayling_data.errors import RecipeError
 from bayling_data.filters import FILTER_CONFIG_UNION
 from bayling_data.languages import NAMED_SETS, registry
 from bayling_data.sources import SOURCE_CONFIG_UNION
+from bayling_data.tasks import TASK_CONFIG_UNION
 
 # --- sources -------------------------------------------------------------------------------------
 
@@ -33,38 +34,7 @@ SourceConfig = Annotated[SOURCE_CONFIG_UNION, Field(discriminator="type")]
 
 # --- tasks ---------------------------------------------------------------------------------------
 
-Direction = Literal["to_pivot", "from_pivot", "between_pivots"]
-
-
-class TranslationTaskConfig(StrictModel):
-    """Translation instructions between every target language and every pivot."""
-
-    type: Literal["translation"]
-    weight: float = Field(default=1.0, gt=0, description="Mixture weight among the tasks.")
-    directions: list[Direction] = Field(
-        default=["to_pivot", "from_pivot", "between_pivots"],
-        min_length=1,
-        description="Which directions to generate.",
-    )
-    prompt_languages: dict[str, float] = Field(
-        default={"zho_Hans": 0.5, "eng_Latn": 0.5},
-        description="Share of prompts written in each pivot language.",
-    )
-
-    @field_validator("prompt_languages")
-    @classmethod
-    def _prompt_languages(cls, value: dict[str, float]) -> dict[str, float]:
-        resolved: dict[str, float] = {}
-        for code, share in value.items():
-            if share < 0:
-                raise ValueError(f"the share for {code!r} must be >= 0, got {share}")
-            resolved[resolve_code(code)] = float(share)
-        if not any(resolved.values()):
-            raise ValueError("at least one prompt language needs a share above 0")
-        return resolved
-
-
-TaskConfig = TranslationTaskConfig
+TaskConfig = Annotated[TASK_CONFIG_UNION, Field(discriminator="type")]
 
 
 # --- filters -------------------------------------------------------------------------------------
@@ -268,7 +238,7 @@ def _walk(loc: tuple[Any, ...]) -> tuple[list[str], Any]:
     for part in loc:
         members = _union_members(current) if current is not None else []
         models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
-        if isinstance(part, str) and len(models) > 1:
+        if isinstance(part, str) and models and not any(part in m.model_fields for m in models):
             tagged = [m for m in models if _type_tag(m) == part]
             if tagged:
                 current = tagged[0]

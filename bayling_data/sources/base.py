@@ -76,13 +76,18 @@ class BatchBuilder:
     def add(
         self, split: str, segment_id: str, doc_id: str | None, texts: dict[str, str | None]
     ) -> pa.RecordBatch | None:
-        """Add one segment; returns a batch when ``batch_rows`` segments have gathered."""
+        """Add one segment; returns the gathered batch once ``batch_rows`` segments are in and
+        this segment starts a new document, so that a document is never split across batches
+        (document-level tasks see each document whole)."""
+        batch = None
+        if len(self._segment) >= self.batch_rows and (doc_id is None or doc_id != self._doc[-1]):
+            batch = self.flush()
         self._split.append(split)
         self._segment.append(segment_id)
         self._doc.append(doc_id)
         for code, column in self._texts.items():
             column.append(texts.get(code))
-        return self.flush() if len(self._segment) >= self.batch_rows else None
+        return batch
 
     def flush(self) -> pa.RecordBatch | None:
         """The segments gathered so far as a batch, or None when there are none."""

@@ -1,24 +1,43 @@
-"""Task generators: segment batches in, instruction batches out, prompts from template files."""
+"""Task generators: segment batches (or their own inputs) in, instruction batches out, with
+prompts from template files (``templates/<task>.yaml``).
+
+| type        | shape   | module          |
+|-------------|---------|-----------------|
+| translation | segment | translation.py  |
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Union
+
 from bayling_data.stage import Stage
+from bayling_data.tasks.base import ItemTask, TaskContext, TaskFields
 from bayling_data.tasks.templates import Template, TemplateSet, load_template_file
-from bayling_data.tasks.translation import TranslationTask
+from bayling_data.tasks.translation import TranslationTask, TranslationTaskConfig
 
-__all__ = ["Template", "TemplateSet", "TranslationTask", "build_task", "load_template_file"]
+TASK_TYPES: dict[str, tuple[type, Callable[..., Stage]]] = {
+    "translation": (TranslationTaskConfig, TranslationTask.from_config),
+}
+
+# The recipe's `tasks` entries validate against this union, discriminated by `type`. Add the
+# placeholder member while only one task type exists (a discriminated union needs two).
+TASK_CONFIG_UNION = Union[tuple(config for config, _ in TASK_TYPES.values())]  # noqa: UP007
+
+__all__ = [
+    "TASK_TYPES",
+    "ItemTask",
+    "TaskContext",
+    "TaskFields",
+    "Template",
+    "TemplateSet",
+    "TranslationTask",
+    "build_task",
+    "load_template_file",
+]
 
 
-def build_task(config: object, pivots: list[str], targets: set[str], seed: int) -> Stage:
+def build_task(config: object, context: TaskContext) -> Stage:
     """The generator a recipe's ``tasks`` entry asks for."""
-    from bayling_data.recipe import TranslationTaskConfig
-
-    if isinstance(config, TranslationTaskConfig):
-        return TranslationTask(
-            pivots,
-            targets,
-            directions=config.directions,
-            prompt_languages=config.prompt_languages,
-            seed=seed,
-        )
-    raise TypeError(f"no task generator for {type(config).__name__}")
+    _, factory = TASK_TYPES[config.type]  # type: ignore[attr-defined]
+    return factory(config, context)

@@ -9,16 +9,33 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import Literal
 
 import pyarrow as pa
+from pydantic import Field
 
 from bayling_data.hashing import content_id, stable_hash, unit_interval, weighted_choice
 from bayling_data.languages import LanguageRegistry, registry
 from bayling_data.schema import WORK_INSTRUCTION_SCHEMA, segment_languages
 from bayling_data.stage import Stage
+from bayling_data.tasks.base import TaskContext, TaskFields
 from bayling_data.tasks.templates import TemplateSet, bundled_templates
 
 DIRECTIONS = ("to_pivot", "from_pivot", "between_pivots")
+Direction = Literal["to_pivot", "from_pivot", "between_pivots"]
+
+
+class TranslationTaskConfig(TaskFields):
+    """Translation instructions between every target language and every pivot."""
+
+    type: Literal["translation"]
+    directions: list[Direction] = Field(
+        default=["to_pivot", "from_pivot", "between_pivots"],
+        min_length=1,
+        description="Which directions to generate.",
+    )
+
+
 _QUALIFIER = re.compile(r"\s*[（(][^（）()]*[）)]$")
 
 
@@ -136,3 +153,13 @@ class TranslationTask(Stage):
                 out["src_text"].append(src_text)
                 out["tgt_text"].append(tgt_text)
         return pa.RecordBatch.from_pydict(out, schema=WORK_INSTRUCTION_SCHEMA)
+
+    @classmethod
+    def from_config(cls, config: TranslationTaskConfig, context: TaskContext) -> TranslationTask:
+        return cls(
+            context.pivots,
+            context.targets,
+            directions=config.directions,
+            prompt_languages=config.prompt_languages,
+            seed=context.seed,
+        )

@@ -1,0 +1,68 @@
+"""What every task generator shares: its recipe fields, the build context, and the two shapes
+of generator.
+
+* A **segment task** is a :class:`~bayling_data.stage.Stage`: a segment batch in, an instruction
+  batch (:data:`~bayling_data.schema.WORK_INSTRUCTION_SCHEMA`) out. Translation, comprehension and
+  chat tasks are segment tasks.
+* An **item task** reads its own input (QA items, general instruction sets) and yields instruction
+  batches from :meth:`ItemTask.generate`; the pipeline runs it once, after the sources.
+
+Every choice a generator makes (prompt language, template, distractor) is a hash of the seed and
+the record, so output does not depend on batch size or worker count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+from pydantic import Field, field_validator
+
+from bayling_data.config import StrictModel, resolve_code
+from bayling_data.stage import Stage
+
+
+class TaskFields(StrictModel):
+    """Keys every task type has."""
+
+    weight: float = Field(default=1.0, gt=0, description="Mixture weight among the tasks.")
+    prompt_languages: dict[str, float] = Field(
+        default={"zho_Hans": 0.5, "eng_Latn": 0.5},
+        description="Share of prompts written in each pivot language.",
+    )
+
+    @field_validator("prompt_languages")
+    @classmethod
+    def _prompt_languages(cls, value: dict[str, float]) -> dict[str, float]:
+        resolved: dict[str, float] = {}
+        for code, share in value.items():
+            if share < 0:
+                raise ValueError(f"the share for {code!r} must be >= 0, got {share}")
+            resolved[resolve_code(code)] = float(share)
+        if not any(resolved.values()):
+            raise ValueError("at least one prompt language needs a share above 0")
+        return resolved
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """What a generator learns from the recipe beyond its own section."""
+
+    pivots: list[str]
+    targets: set[str]
+    seed: int
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class ItemTask(Stage):
+    """A generator that reads its own input instead of segment batches."""
+
+    level = "task"
+
+    def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        raise TypeError(f"{self.name} reads its own input; call generate()")
+
+    def generate(self) -> Iterator[pa.RecordBatch]:
+        """Instruction batches (WORK_INSTRUCTION_SCHEMA), counted in ``self.stats``."""
+        raise NotImplementedError
