@@ -27,11 +27,12 @@ from bayling_data.filters import InstructionFilter, SegmentFilter, build_filter
 from bayling_data.hashing import stable_hash, unit_interval
 from bayling_data.io.shards import ShardInfo, write_dataset_dict, write_split
 from bayling_data.io.staging import MANIFEST_NAME, check_output_dir, staged_output
+from bayling_data.mixture import apply_mixture
 from bayling_data.recipe import Recipe
 from bayling_data.schema import INSTRUCTION_SCHEMA
 from bayling_data.sources import Source, build_source
 from bayling_data.stage import Stage, StageStats
-from bayling_data.tasks import TaskContext, build_task
+from bayling_data.tasks import ItemTask, TaskContext, build_task
 
 MANIFEST_FORMAT = "bayling-data-manifest/1"
 COUNT_COLUMNS = ("task", "direction", "src_lang", "tgt_lang", "prompt_lang")
@@ -149,44 +150,44 @@ def _generate(plan: BuildPlan, spill: Path, progress: _Progress, seconds: dict[s
                         break
                     for segment_filter in plan.segment_filters:
                         batch = segment_filter(batch)
-                    for task in plan.tasks:
-                        instructions = task(batch)
-                        for instruction_filter in plan.instruction_filters:
-                            instructions = instruction_filter(instructions)
-                        if instructions.num_rows:
-                            # Work columns stay behind: only output columns are spilled.
-                            out.write_batch(instructions.select(INSTRUCTION_SCHEMA.names))
-                            rows += instructions.num_rows
+                    for config, task in zip(plan.recipe.tasks, plan.tasks, strict=True):
+                        if isinstance(task, ItemTask):
+                            continue
+                        rows += _finish(plan, config, task(batch), out)
                     advance(batch.num_rows)
+        # Item tasks read their own inputs (QA items, instruction sets), once.
+        for config, task in zip(plan.recipe.tasks, plan.tasks, strict=True):
+            if isinstance(task, ItemTask):
+                with progress.track(f"generating {task_name(config)}", None) as advance:
+                    for instructions in task.generate():
+                        rows += _finish(plan, config, instructions, out)
+                        advance(instructions.num_rows)
     return rows
+
+
+def task_name(config: object) -> str:
+    """The name a task's rows carry in the `task` column: its `name`, else its type."""
+    return getattr(config, "name", None) or config.type  # type: ignore[attr-defined]
+
+
+def _finish(plan: BuildPlan, config: object, instructions: pa.RecordBatch, out) -> int:
+    """Name, filter and spill one batch of generated instructions; returns the rows spilled."""
+    name = task_name(config)
+    if instructions.num_rows and name != config.type:  # type: ignore[attr-defined]
+        index = instructions.schema.get_field_index("task")
+        instructions = instructions.set_column(
+            index, "task", pa.array([name] * instructions.num_rows, pa.string())
+        )
+    for instruction_filter in plan.instruction_filters:
+        instructions = instruction_filter(instructions)
+    if instructions.num_rows:
+        # Work columns stay behind: only output columns are spilled.
+        out.write_batch(instructions.select(INSTRUCTION_SCHEMA.names))
+    return instructions.num_rows
 
 
 def _hash_column(values: list[str], *salt: object) -> np.ndarray:
     return np.fromiter((stable_hash(*salt, v) for v in values), dtype=np.uint64, count=len(values))
-
-
-def _mix(table: pa.Table, recipe: Recipe) -> tuple[pa.Table, dict[str, dict[str, object]]]:
-    """Sample each task down so that the tasks' shares follow their weights, without upsampling."""
-    weights = {}
-    for config in recipe.tasks:
-        weights[config.type] = weights.get(config.type, 0.0) + config.weight
-    available = Counter(table.column("task").to_pylist())
-    scale = min((available[task] / weight for task, weight in weights.items()), default=0.0)
-    quotas = {task: min(available[task], int(scale * weight)) for task, weight in weights.items()}
-    report = {
-        task: {"weight": weights[task], "available": available[task], "kept": quotas[task]}
-        for task in weights
-    }
-    if all(quotas[task] == available[task] for task in weights):
-        return table, report
-    keys = _hash_column(table.column("id").to_pylist(), recipe.seed, "mix")
-    tasks = np.array(table.column("task").to_pylist(), dtype=object)
-    keep = np.zeros(table.num_rows, dtype=bool)
-    for task, quota in quotas.items():
-        rows = np.flatnonzero(tasks == task)
-        chosen = rows[np.argsort(keys[rows], kind="stable")[:quota]]
-        keep[chosen] = True
-    return table.filter(pa.array(keep)), report
 
 
 def _split(table: pa.Table, recipe: Recipe) -> dict[str, pa.Table]:
@@ -291,7 +292,11 @@ def run_build(recipe: Recipe, *, progress: bool = False) -> BuildReport:
         phase = time.perf_counter()
         with pa.memory_map(str(spill)) as source:
             table = pa.ipc.open_stream(source).read_all()
-        table, mixture = _mix(table, recipe)
+        weights: dict[str, float] = {}
+        for config in recipe.tasks:
+            name = task_name(config)
+            weights[name] = weights.get(name, 0.0) + config.weight
+        table, mixture = apply_mixture(table, weights, recipe.mixture, plan.pivots, recipe.seed)
         splits = {name: _order(part, recipe) for name, part in _split(table, recipe).items()}
         shard_info: dict[str, list[ShardInfo]] = {}
         for name, part in splits.items():

@@ -23,6 +23,7 @@ from bayling_data.config import StrictModel, resolve_codes
 from bayling_data.errors import RecipeError
 from bayling_data.filters import FILTER_CONFIG_UNION
 from bayling_data.languages import NAMED_SETS, registry
+from bayling_data.mixture import MixtureConfig
 from bayling_data.sources import SOURCE_CONFIG_UNION
 from bayling_data.tasks import TASK_CONFIG_UNION
 
@@ -62,6 +63,7 @@ class Recipe(StrictModel):
     sources: list[SourceConfig] = Field(min_length=1)
     tasks: list[TaskConfig] = Field(min_length=1)
     filters: list[FilterConfig] = Field(default_factory=list)
+    mixture: MixtureConfig = Field(default_factory=MixtureConfig)
     output: OutputConfig
 
     @field_validator("pivot_languages")

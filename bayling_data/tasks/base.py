@@ -26,6 +26,11 @@ from bayling_data.stage import Stage
 class TaskFields(StrictModel):
     """Keys every task type has."""
 
+    name: str | None = Field(
+        default=None,
+        description="The `task` value of its rows and its key in the mixture; default: the type. "
+        "Two tasks of one type (Chinese and English instruction sets) need different names.",
+    )
     weight: float = Field(default=1.0, gt=0, description="Mixture weight among the tasks.")
     prompt_languages: dict[str, float] = Field(
         default={"zho_Hans": 0.5, "eng_Latn": 0.5},

@@ -1,0 +1,198 @@
+"""The mixture: how many rows of each task, language and direction the output keeps.
+
+Three controls, applied to the filtered rows, all deterministic (a row's fate is a hash of the seed
+and its id, so neither batch size nor worker count changes it) and never upsampling:
+
+1. **Per language, within each task**: temperature sampling, ``p_lang ∝ n_lang ** alpha``
+   (alpha 1 keeps the natural proportions, 0 makes languages equal), with an optional cap per
+   language. A row's language is its non-pivot side (a row between pivots, or a pivot-language
+   instruction, counts under its source language).
+2. **Per task**: the tasks' shares follow their weights, within an optional total size.
+3. **Per direction**: optional quotas, the most rows a direction keeps.
+
+Without a total, each task keeps the most rows its proportions allow (the language that is
+scarcest relative to its target share sets the size); with a total, targets are filled in turn
+and a language that runs out leaves its share to the others ("water filling").
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+from pydantic import Field, field_validator
+
+from bayling_data.config import StrictModel
+from bayling_data.hashing import stable_hash
+
+
+class MixtureConfig(StrictModel):
+    """How the output is balanced across tasks, languages and directions."""
+
+    total: int | None = Field(default=None, gt=0, description="Total rows to keep at most.")
+    language_alpha: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Temperature sampling within each task: p_lang ∝ n_lang^alpha; "
+        "null keeps every row.",
+    )
+    language_cap: int | None = Field(
+        default=None, gt=0, description="Most rows a language keeps within a task."
+    )
+    direction_quotas: dict[str, int] = Field(
+        default_factory=dict, description="Most rows a direction (src-tgt) keeps."
+    )
+
+    @field_validator("direction_quotas")
+    @classmethod
+    def _quotas(cls, value: dict[str, int]) -> dict[str, int]:
+        from bayling_data.config import resolve_code
+
+        resolved = {}
+        for direction, quota in value.items():
+            parts = direction.split("-")
+            if len(parts) != 2 or quota < 0:
+                raise ValueError(f"{direction}: expected SRC-TGT: a number of rows >= 0")
+            resolved["-".join(resolve_code(part) for part in parts)] = quota
+        return resolved
+
+
+def row_languages(table: pa.Table, pivots: list[str]) -> np.ndarray:
+    """Each row's language for balancing: the first non-pivot side, else the source."""
+    src = np.asarray(table.column("src_lang").to_pylist(), dtype=object)
+    tgt = np.asarray(table.column("tgt_lang").to_pylist(), dtype=object)
+    pivot_src = np.isin(src, pivots)
+    return np.where(pivot_src & ~np.isin(tgt, pivots), tgt, src)
+
+
+def target_shares(counts: dict[str, int], alpha: float) -> dict[str, float]:
+    """``p_lang ∝ n_lang ** alpha`` over the languages with rows."""
+    weights = {lang: float(n) ** alpha for lang, n in counts.items() if n > 0}
+    total = sum(weights.values())
+    return {lang: w / total for lang, w in weights.items()}
+
+
+def allocate(
+    counts: dict[str, int], shares: dict[str, float], total: int | None, cap: int | None
+) -> dict[str, int]:
+    """Rows per language: ``shares`` of the total, each at most its rows and the cap.
+
+    Without a total, the largest size whose proportions every language can meet; with one,
+    water filling: a language that runs out leaves the rest of its share to the others.
+    """
+    limits = {lang: min(n, cap) if cap else n for lang, n in counts.items() if lang in shares}
+    if total is None:
+        size = min(limits[lang] / shares[lang] for lang in shares)
+        return {lang: min(limits[lang], round(size * shares[lang])) for lang in shares}
+    allocation = {lang: 0 for lang in shares}
+    open_langs = set(shares)
+    remaining = min(total, sum(limits.values()))
+    while remaining > 0 and open_langs:
+        weight = sum(shares[lang] for lang in open_langs)
+        progress = 0
+        for lang in sorted(open_langs):
+            want = int(remaining * shares[lang] / weight) or 1
+            give = min(want, limits[lang] - allocation[lang], remaining - progress)
+            allocation[lang] += give
+            progress += give
+        remaining -= progress
+        open_langs = {lang for lang in open_langs if allocation[lang] < limits[lang]}
+        if progress == 0:
+            break
+    return allocation
+
+
+def _take_first(keys: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` rows (indices) with the smallest keys: a deterministic, order-free sample."""
+    return rows[np.argsort(keys[rows], kind="stable")[:n]]
+
+
+def apply_mixture(
+    table: pa.Table,
+    weights: dict[str, float],
+    config: MixtureConfig,
+    pivots: list[str],
+    seed: int,
+) -> tuple[pa.Table, dict[str, object]]:
+    """Keep the rows the mixture asks for; returns them, in order, and the realised mixture."""
+    n = table.num_rows
+    ids = table.column("id").to_pylist()
+    keys = np.fromiter((stable_hash(seed, "mix", i) for i in ids), dtype=np.uint64, count=n)
+    tasks = np.asarray(table.column("task").to_pylist(), dtype=object)
+    languages = row_languages(table, pivots)
+    keep = np.zeros(n, dtype=bool)
+    report: dict[str, object] = {"tasks": {}}
+
+    # 1. Languages within each task: how large can each task be in its target proportions?
+    balanced: dict[str, dict[str, int]] = {}
+    shares_by_task: dict[str, dict[str, float]] = {}
+    for task in weights:
+        counts = Counter(languages[tasks == task].tolist())
+        if config.language_alpha is None:
+            shares = {lang: c / max(1, sum(counts.values())) for lang, c in counts.items()}
+            limits = {
+                lang: min(c, config.language_cap) if config.language_cap else c
+                for lang, c in counts.items()
+            }
+            balanced[task] = limits
+        else:
+            shares = target_shares(dict(counts), config.language_alpha)
+            balanced[task] = allocate(dict(counts), shares, config.total, config.language_cap)
+        shares_by_task[task] = shares
+
+    # 2. Tasks by weight, within the total.
+    sizes = {task: sum(balanced[task].values()) for task in weights}
+    weight_sum = sum(weights.values())
+    if config.total is not None:
+        quotas = {
+            task: min(sizes[task], int(config.total * w / weight_sum))
+            for task, w in weights.items()
+        }
+    else:
+        scale = min((sizes[task] / w for task, w in weights.items() if w > 0), default=0.0)
+        quotas = {task: min(sizes[task], int(scale * w)) for task, w in weights.items()}
+
+    for task, quota in quotas.items():
+        in_task = tasks == task
+        counts = Counter(languages[in_task].tolist())
+        if config.language_alpha is None and config.language_cap is None:
+            per_language = None
+        else:
+            per_language = allocate(dict(counts), shares_by_task[task], quota, config.language_cap)
+        if per_language is None:
+            chosen = _take_first(keys, np.flatnonzero(in_task), quota)
+            keep[chosen] = True
+        else:
+            for lang, k in per_language.items():
+                rows = np.flatnonzero(in_task & (languages == lang))
+                keep[_take_first(keys, rows, k)] = True
+        kept = Counter(languages[keep & in_task].tolist())
+        kept_total = sum(kept.values())
+        report["tasks"][task] = {  # type: ignore[index]
+            "weight": weights[task],
+            "available": int(in_task.sum()),
+            "kept": kept_total,
+            "languages": {
+                lang: {
+                    "available": counts[lang],
+                    "target_share": round(shares_by_task[task].get(lang, 0.0), 6),
+                    "kept": kept[lang],
+                    "kept_share": round(kept[lang] / kept_total, 6) if kept_total else 0.0,
+                }
+                for lang in sorted(counts)
+            },
+        }
+
+    # 3. Direction quotas.
+    if config.direction_quotas:
+        directions = np.asarray(table.column("direction").to_pylist(), dtype=object)
+        for direction, quota in config.direction_quotas.items():
+            rows = np.flatnonzero(keep & (directions == direction))
+            if len(rows) > quota:
+                keep[rows] = False
+                keep[_take_first(keys, rows, quota)] = True
+        report["direction_quotas"] = dict(config.direction_quotas)
+    report["config"] = config.model_dump(mode="json")
+    return table.filter(pa.array(keep)), report
