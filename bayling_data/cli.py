@@ -68,6 +68,16 @@ def make_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--min-precision", type=float, default=0.95)
     calibrate.add_argument("--min-recall", type=float, default=0.90)
 
+    templates = commands.add_parser(
+        "templates",
+        help="list the prompt template files, or show a task's templates filled in for a pair",
+    )
+    templates.add_argument("task", nargs="?", help="task (template file name), e.g. translation")
+    templates.add_argument("--src", default="swh", help="source language (any code or name)")
+    templates.add_argument("--tgt", default="zh", help="target language (any code or name)")
+    templates.add_argument("--prompt-lang", default="en", help="prompt language (zh or en)")
+    templates.add_argument("--id", dest="template_id", help="show only this template")
+
     inspect = commands.add_parser("inspect", help="counts and sample rows of a build's output")
     inspect.add_argument("out_dir", type=Path)
     inspect.add_argument("-n", "--samples", type=int, default=3, help="sample rows to show")
@@ -147,6 +157,50 @@ def _lid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _templates(args: argparse.Namespace) -> int:
+    from bayling_data.languages import registry
+    from bayling_data.tasks.templates import (
+        bundled_files,
+        known_specs,
+        load_bundled,
+        render_sample,
+        sample_values,
+    )
+
+    if args.task is None:
+        specs = known_specs()
+        for task, path in bundled_files().items():
+            templates = load_bundled(task)
+            counts = ", ".join(f"{code} {len(ts)}" for code, ts in templates.by_language.items())
+            spec = specs.get(task)
+            fields = (
+                " ".join(
+                    [
+                        *(f"{{{n}}}" for n in sorted(spec.required)),
+                        *(f"[{{{n}}}]" for n in sorted(spec.optional)),
+                    ]
+                )
+                if spec
+                else "(no declared placeholders)"
+            )
+            print(f"{task}: {path}: {counts}; placeholders {fields}")
+        return 0
+    reg = registry()
+    src, tgt = reg.resolve(args.src).code, reg.resolve(args.tgt).code
+    prompt_lang = reg.resolve(args.prompt_lang).code
+    templates = load_bundled(args.task)
+    chosen = (
+        (templates.get(args.template_id),)
+        if args.template_id
+        else templates.for_language(prompt_lang)
+    )
+    values = sample_values(src, tgt, prompt_lang)
+    for template in chosen:
+        print(f"--- {template.id}")
+        print(render_sample(template, values))
+    return 0
+
+
 def _inspect(args: argparse.Namespace) -> int:
     from bayling_data.report import inspect_output
 
@@ -160,6 +214,7 @@ COMMANDS = {
     "langs": _langs,
     "lid": _lid,
     "inspect": _inspect,
+    "templates": _templates,
 }
 
 

@@ -4,6 +4,7 @@ prompts from template files (``templates/<task>.yaml``).
 | type        | shape   | module          |
 |-------------|---------|-----------------|
 | translation | segment | translation.py  |
+| constrained_translation | segment | constrained.py |
 """
 
 from __future__ import annotations
@@ -13,19 +14,27 @@ from typing import Union
 
 from bayling_data.stage import Stage
 from bayling_data.tasks.base import ItemTask, TaskContext, TaskFields
+from bayling_data.tasks.constrained import (
+    ConstrainedTranslationTask,
+    ConstrainedTranslationTaskConfig,
+)
 from bayling_data.tasks.templates import Template, TemplateSet, load_template_file
 from bayling_data.tasks.translation import TranslationTask, TranslationTaskConfig
 
 TASK_TYPES: dict[str, tuple[type, Callable[..., Stage]]] = {
     "translation": (TranslationTaskConfig, TranslationTask.from_config),
+    "constrained_translation": (
+        ConstrainedTranslationTaskConfig,
+        ConstrainedTranslationTask.from_config,
+    ),
 }
 
-# The recipe's `tasks` entries validate against this union, discriminated by `type`. Add the
-# placeholder member while only one task type exists (a discriminated union needs two).
+# The recipe's `tasks` entries validate against this union, discriminated by `type`.
 TASK_CONFIG_UNION = Union[tuple(config for config, _ in TASK_TYPES.values())]  # noqa: UP007
 
 __all__ = [
     "TASK_TYPES",
+    "ConstrainedTranslationTask",
     "ItemTask",
     "TaskContext",
     "TaskFields",

@@ -2,7 +2,9 @@
 
 The prompt is written in a pivot language (Chinese or English, in the recipe's mix) and names both
 languages in that prompt language: "把下面的斯瓦希里语翻译成简体中文：…" or "Translate the following
-Swahili text into Chinese: …". The answer is the reference translation.
+Swahili text into Chinese: …". The answer is the reference translation. A share of rows
+(``system_prompt``) starts with a system message from ``templates/system_prompts.yaml``, in the
+prompt language, so that models also learn to translate under a system prompt.
 """
 
 from __future__ import annotations
@@ -19,10 +21,18 @@ from bayling_data.languages import LanguageRegistry, registry
 from bayling_data.schema import WORK_INSTRUCTION_SCHEMA, segment_languages
 from bayling_data.stage import Stage
 from bayling_data.tasks.base import TaskContext, TaskFields
-from bayling_data.tasks.templates import TemplateSet, bundled_templates
+from bayling_data.tasks.templates import (
+    SYSTEM_PROMPTS,
+    Template,
+    TemplateSet,
+    declare_templates,
+    load_templates,
+)
 
 DIRECTIONS = ("to_pivot", "from_pivot", "between_pivots")
 Direction = Literal["to_pivot", "from_pivot", "between_pivots"]
+
+TEMPLATE_SPEC = declare_templates("translation", {"src_name", "tgt_name", "src_text"})
 
 
 class TranslationTaskConfig(TaskFields):
@@ -34,9 +44,32 @@ class TranslationTaskConfig(TaskFields):
         min_length=1,
         description="Which directions to generate.",
     )
+    system_prompt: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of rows that start with a system prompt (system_prompts.yaml).",
+    )
+    templates: str | None = Field(
+        default=None,
+        description="A template file of your own, used instead of the bundled one.",
+    )
 
 
 _QUALIFIER = re.compile(r"\s*[（(][^（）()]*[）)]$")
+
+
+def language_name(
+    code: str, prompt_lang: str, other: str, lang_registry: LanguageRegistry | None = None
+) -> str:
+    """A language's name in the prompt language; "(Simplified)"-style qualifiers are kept only
+    when the other side is the same language in another script."""
+    reg = lang_registry or registry()
+    lang = reg.get(code)
+    name = lang.name_zh if prompt_lang.startswith("zho_") else lang.name_en
+    if reg.get(other).iso639_3 != lang.iso639_3:
+        name = _QUALIFIER.sub("", name)
+    return name
 
 
 class TranslationTask(Stage):
@@ -59,6 +92,8 @@ class TranslationTask(Stage):
         prompt_languages: dict[str, float] | None = None,
         seed: int = 0,
         templates: TemplateSet | None = None,
+        system_prompt: float = 0.0,
+        system_templates: TemplateSet | None = None,
         lang_registry: LanguageRegistry | None = None,
     ):
         super().__init__()
@@ -76,14 +111,16 @@ class TranslationTask(Stage):
             (self.registry.resolve(code).code, share) for code, share in shares.items()
         ]
         self.seed = seed
-        self.templates = templates or bundled_templates(
-            "translation",
-            frozenset({"src_name", "tgt_name", "src_text"}),
-            frozenset({"src_name", "tgt_name", "src_text"}),
-        )
+        self.templates = templates or load_templates(self.name)
+        if not 0.0 <= system_prompt <= 1.0:
+            raise ValueError(f"system_prompt is a share in [0, 1], got {system_prompt}")
+        self.system_prompt = system_prompt
+        self.system_templates = system_templates or load_templates(SYSTEM_PROMPTS.task)
         for code, share in self.prompt_languages:
             if share > 0:
                 self.templates.for_language(code)  # fails early with the languages available
+                if system_prompt > 0:
+                    self.system_templates.for_language(code)
 
     def pairs(self, languages: Iterable[str]) -> list[tuple[str, str]]:
         """The (source, target) pairs generated for a batch holding these languages."""
@@ -104,13 +141,44 @@ class TranslationTask(Stage):
         return pairs
 
     def language_name(self, code: str, prompt_lang: str, other: str) -> str:
-        """A language's name in the prompt language; "(Simplified)"-style qualifiers are kept only
-        when the other side is the same language in another script."""
-        lang = self.registry.get(code)
-        name = lang.name_zh if prompt_lang.startswith("zho_") else lang.name_en
-        if self.registry.get(other).iso639_3 != lang.iso639_3:
-            name = _QUALIFIER.sub("", name)
-        return name
+        """A language's name in the prompt language (see :func:`language_name`)."""
+        return language_name(code, prompt_lang, other, self.registry)
+
+    def pick(self, templates: tuple[Template, ...], salt: str, record: tuple[str, ...]) -> Template:
+        """A template chosen from a hash of the seed and the record."""
+        return templates[stable_hash(self.seed, salt, *record) % len(templates)]
+
+    def names(self, src: str, tgt: str, prompt_lang: str) -> dict[str, str]:
+        return {
+            "src_name": self.language_name(src, prompt_lang, tgt),
+            "tgt_name": self.language_name(tgt, prompt_lang, src),
+        }
+
+    def prompt(
+        self,
+        src: str,
+        tgt: str,
+        src_text: str,
+        tgt_text: str,
+        prompt_lang: str,
+        record: tuple[str, ...],
+    ) -> tuple[str, str] | None:
+        """The user prompt and its template id for one pair (None: skip the pair)."""
+        template = self.pick(self.templates.for_language(prompt_lang), "template", record)
+        return template.render(**self.names(src, tgt, prompt_lang), src_text=src_text), template.id
+
+    def system_message(
+        self, src: str, tgt: str, prompt_lang: str, record: tuple[str, ...]
+    ) -> tuple[str, str] | None:
+        """(template id, text) of the row's system prompt, for the configured share of rows."""
+        if (
+            self.system_prompt <= 0
+            or unit_interval(self.seed, "system", *record) >= self.system_prompt
+        ):
+            return None
+        choices = self.system_templates.for_language(prompt_lang)
+        template = self.pick(choices, "system-template", record)
+        return template.id, template.render(**self.names(src, tgt, prompt_lang))
 
     def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         pairs = self.pairs(segment_languages(batch))
@@ -127,26 +195,29 @@ class TranslationTask(Stage):
                 prompt_lang = weighted_choice(
                     self.prompt_languages, unit_interval(self.seed, "prompt", *record)
                 )
-                choices = self.templates.for_language(prompt_lang)
-                template = choices[stable_hash(self.seed, "template", *record) % len(choices)]
-                prompt = template.render(
-                    src_name=self.language_name(src, prompt_lang, tgt),
-                    tgt_name=self.language_name(tgt, prompt_lang, src),
-                    src_text=src_text,
-                )
-                out["id"].append(content_id(self.name, prompt, tgt_text))
-                out["messages"].append(
-                    [
-                        {"role": "user", "content": prompt},
-                        {"role": "assistant", "content": tgt_text},
-                    ]
-                )
+                made = self.prompt(src, tgt, src_text, tgt_text, prompt_lang, record)
+                if made is None:
+                    continue
+                prompt, template_id = made
+                messages = [
+                    {"role": "user", "content": prompt},
+                    {"role": "assistant", "content": tgt_text},
+                ]
+                system = self.system_message(src, tgt, prompt_lang, record)
+                if system is None:
+                    out["id"].append(content_id(self.name, prompt, tgt_text))
+                else:
+                    system_id, system_text = system
+                    template_id = f"{template_id}+{system_id}"
+                    messages.insert(0, {"role": "system", "content": system_text})
+                    out["id"].append(content_id(self.name, system_text, prompt, tgt_text))
+                out["messages"].append(messages)
                 out["task"].append(self.name)
                 out["direction"].append(f"{src}-{tgt}")
                 out["src_lang"].append(src)
                 out["tgt_lang"].append(tgt)
                 out["prompt_lang"].append(prompt_lang)
-                out["template_id"].append(template.id)
+                out["template_id"].append(template_id)
                 out["source_corpus"].append(corpus)
                 out["source_split"].append(split)
                 out["source_segment_id"].append(segment)
@@ -162,4 +233,6 @@ class TranslationTask(Stage):
             directions=config.directions,
             prompt_languages=config.prompt_languages,
             seed=context.seed,
+            templates=load_templates(cls.name, config.templates) if config.templates else None,
+            system_prompt=config.system_prompt,
         )
