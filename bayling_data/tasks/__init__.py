@@ -5,6 +5,8 @@ prompts from template files (``templates/<task>.yaml``).
 |-------------|---------|-----------------|
 | translation | segment | translation.py  |
 | constrained_translation | segment | constrained.py |
+| comprehension | segment | comprehension.py |
+| chat        | segment | chat.py         |
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Union
 
 from bayling_data.stage import Stage
 from bayling_data.tasks.base import ItemTask, TaskContext, TaskFields
+from bayling_data.tasks.chat import ChatTask, ChatTaskConfig
+from bayling_data.tasks.comprehension import ComprehensionTask, ComprehensionTaskConfig
 from bayling_data.tasks.constrained import (
     ConstrainedTranslationTask,
     ConstrainedTranslationTaskConfig,
@@ -27,6 +31,8 @@ TASK_TYPES: dict[str, tuple[type, Callable[..., Stage]]] = {
         ConstrainedTranslationTaskConfig,
         ConstrainedTranslationTask.from_config,
     ),
+    "comprehension": (ComprehensionTaskConfig, ComprehensionTask.from_config),
+    "chat": (ChatTaskConfig, ChatTask.from_config),
 }
 
 # The recipe's `tasks` entries validate against this union, discriminated by `type`.
@@ -34,6 +40,8 @@ TASK_CONFIG_UNION = Union[tuple(config for config, _ in TASK_TYPES.values())]  #
 
 __all__ = [
     "TASK_TYPES",
+    "ChatTask",
+    "ComprehensionTask",
     "ConstrainedTranslationTask",
     "ItemTask",
     "TaskContext",

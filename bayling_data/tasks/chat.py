@@ -1,0 +1,310 @@
+"""Cross-lingual multi-turn chats whose languages switch from turn to turn.
+
+Two modes, every answer a reference translation from the segment batch:
+
+* ``chain`` (one multi-way segment): turn 1 gives the sentence in a target language X and asks for
+  it in L1; each middle turn asks "now into L2", ...; the last turn asks for it back in a pivot.
+  The number of user turns (``min_turns`` .. ``max_turns``) and the languages are hashes of the
+  seed and the record; a segment with too few languages gets as many turns as it can (at least 2).
+* ``document`` (consecutive segments sharing a ``doc_id``, in stream order): turn i asks to
+  translate sentence i of the document from X into a pivot P (or from P into X). A document longer
+  than ``max_turns`` is cut into consecutive windows of near-equal size; a window shorter than
+  ``min_turns`` (only a document shorter than that) is left out. Batches hold whole documents,
+  so windows never depend on batch size.
+
+Each user turn's prompt language is drawn on its own from ``prompt_languages``, so the user may
+switch between the pivots inside one chat. ``prompt_lang`` and ``template_id`` of a row are those
+of its first turn.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import pyarrow as pa
+from pydantic import Field, model_validator
+
+from bayling_data.errors import BaylingError
+from bayling_data.hashing import content_id, stable_hash, unit_interval, weighted_choice
+from bayling_data.languages import LanguageRegistry, registry
+from bayling_data.schema import WORK_INSTRUCTION_SCHEMA, segment_languages
+from bayling_data.stage import Stage
+from bayling_data.tasks.base import TaskContext, TaskFields
+from bayling_data.tasks.comprehension import display_name, split_by_kind
+from bayling_data.tasks.templates import Template, TemplateSet, bundled_templates
+
+MODES = ("chain", "document")
+Mode = Literal["chain", "document"]
+
+_NAMES_AND_TEXT = frozenset({"src_name", "tgt_name", "src_text"})
+# Template kind (second part of the id) -> (required, allowed) placeholders.
+TEMPLATE_KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "first": (_NAMES_AND_TEXT, _NAMES_AND_TEXT),
+    "next": (frozenset({"tgt_name"}), frozenset({"tgt_name"})),
+    "back": (frozenset({"tgt_name"}), frozenset({"tgt_name"})),
+    "docfirst": (_NAMES_AND_TEXT, _NAMES_AND_TEXT),
+    "docnext": (frozenset({"src_text"}), _NAMES_AND_TEXT),
+}
+
+# One user turn before rendering: template kind, placeholder values, answer, answer language.
+Turn = tuple[str, dict[str, str], str, str]
+
+
+class ChatTaskConfig(TaskFields):
+    """Multi-turn chats that switch languages across turns (translation chains, documents)."""
+
+    type: Literal["chat"]
+    modes: list[Mode] = Field(
+        default=["chain", "document"], min_length=1, description="Which kinds of chat to build."
+    )
+    min_turns: int = Field(default=2, ge=2, description="Fewest user turns in a chat.")
+    max_turns: int = Field(default=4, ge=2, description="Most user turns in a chat.")
+
+    @model_validator(mode="after")
+    def _turns(self) -> ChatTaskConfig:
+        if self.min_turns > self.max_turns:
+            raise ValueError(f"min_turns ({self.min_turns}) exceeds max_turns ({self.max_turns})")
+        return self
+
+
+class ChatTask(Stage):
+    """Segment batch in, multi-turn chat batch out; stateless, so output never depends on batch
+    size (documents are whole within a batch)."""
+
+    name = "chat"
+    level = "task"
+
+    def __init__(
+        self,
+        pivots: Sequence[str],
+        targets: Iterable[str] | None = None,
+        *,
+        modes: Iterable[str] = MODES,
+        min_turns: int = 2,
+        max_turns: int = 4,
+        prompt_languages: dict[str, float] | None = None,
+        seed: int = 0,
+        templates: TemplateSet | None = None,
+        lang_registry: LanguageRegistry | None = None,
+    ):
+        super().__init__()
+        self.registry = lang_registry or registry()
+        self.pivots = [self.registry.resolve(code).code for code in pivots]
+        self.targets = (
+            None if targets is None else {self.registry.resolve(code).code for code in targets}
+        )
+        self.modes = tuple(modes)
+        unknown = set(self.modes) - set(MODES)
+        if unknown:
+            raise ValueError(f"unknown modes {sorted(unknown)}; expected {MODES}")
+        if not 2 <= min_turns <= max_turns:
+            raise ValueError(f"need 2 <= min_turns <= max_turns, got {min_turns}, {max_turns}")
+        self.min_turns, self.max_turns = min_turns, max_turns
+        shares = prompt_languages or {"zho_Hans": 0.5, "eng_Latn": 0.5}
+        self.prompt_languages = [
+            (self.registry.resolve(code).code, share) for code, share in shares.items()
+        ]
+        self.seed = seed
+        allowed = frozenset().union(*(allowed for _, allowed in TEMPLATE_KINDS.values()))
+        templates = templates or bundled_templates("chat", frozenset(), allowed)
+        self.templates = split_by_kind(templates, TEMPLATE_KINDS)
+        for code, share in self.prompt_languages:
+            if share > 0:
+                for kind in TEMPLATE_KINDS:
+                    self._choices(code, kind)  # fails early with the languages available
+
+    def _choices(self, prompt_lang: str, kind: str) -> tuple[Template, ...]:
+        try:
+            return self.templates[(prompt_lang, kind)]
+        except KeyError:
+            written = sorted({lang for lang, k in self.templates if k == kind})
+            raise BaylingError(
+                f"no chat {kind} templates are written in {prompt_lang}; "
+                f"available prompt languages: {', '.join(written)}"
+            ) from None
+
+    def _languages(self, present: Iterable[str]) -> tuple[list[str], list[str]]:
+        """The pivots and the targets among a batch's languages, in column order."""
+        present = list(present)
+        pivots = [code for code in self.pivots if code in present]
+        targets = [
+            code
+            for code in present
+            if code not in self.pivots and (self.targets is None or code in self.targets)
+        ]
+        return pivots, targets
+
+    def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        pivots, targets = self._languages(segment_languages(batch))
+        columns = {name: batch.column(name).to_pylist() for name in batch.schema.names}
+        out: dict[str, list[object]] = {name: [] for name in WORK_INSTRUCTION_SCHEMA.names}
+        windows: dict[int, int] = {}  # first row -> end row of each document window
+        if "document" in self.modes:
+            for start, end in _documents(columns["doc_id"]):
+                windows.update((start + a, start + b) for a, b in self.windows(end - start))
+        for row in range(batch.num_rows):  # rows out in stream order, whatever the batch size
+            if "chain" in self.modes:
+                for source in targets:
+                    self._chain(out, columns, row, source, pivots, targets)
+            if row in windows:
+                for source in targets:
+                    self._document(out, columns, row, windows[row], source, pivots)
+        return pa.RecordBatch.from_pydict(out, schema=WORK_INSTRUCTION_SCHEMA)
+
+    def windows(self, length: int) -> list[tuple[int, int]]:
+        """[start, end) offsets of a document's windows: consecutive, sizes differing by at most
+        one, none over ``max_turns``; those under ``min_turns`` are left out."""
+        count = math.ceil(length / self.max_turns)
+        bounds = [length * i // count for i in range(count + 1)] if count else [0]
+        return [(a, b) for a, b in itertools.pairwise(bounds) if b - a >= self.min_turns]
+
+    def _chain(
+        self,
+        out: dict[str, list[object]],
+        columns: dict[str, list],
+        row: int,
+        source: str,
+        pivots: list[str],
+        targets: list[str],
+    ) -> None:
+        text = columns[source][row]
+        if text is None:
+            return
+        record = (columns["corpus"][row], columns["split"][row], columns["segment_id"][row])
+        record += ("chain", source)
+        finals = [code for code in pivots if columns[code][row] is not None]
+        if not finals:
+            return
+        final = finals[stable_hash(self.seed, "final", *record) % len(finals)]
+        pool = [
+            code
+            for code in [*pivots, *targets]
+            if code not in (source, final) and columns[code][row] is not None
+        ]
+        span = self.max_turns - self.min_turns + 1
+        turns = self.min_turns + stable_hash(self.seed, "turns", *record) % span
+        turns = min(turns, len(pool) + 1)
+        if turns < 2:
+            return
+        middle = []
+        for i in range(turns - 1):
+            middle.append(pool.pop(stable_hash(self.seed, "via", i, *record) % len(pool)))
+        path = [*middle, final]
+        plan: list[Turn] = [
+            ("first", {"src_text": text}, columns[path[0]][row], path[0]),
+            *(("next", {}, columns[code][row], code) for code in path[1:-1]),
+            ("back", {}, columns[final][row], final),
+        ]
+        self._emit(out, columns, row, record, source, plan, text, columns[final][row])
+
+    def _document(
+        self,
+        out: dict[str, list[object]],
+        columns: dict[str, list],
+        start: int,
+        end: int,
+        target: str,
+        pivots: list[str],
+    ) -> None:
+        rows = range(start, end)
+        if any(columns[target][r] is None for r in rows):
+            return
+        record = (columns["corpus"][start], columns["split"][start], columns["segment_id"][start])
+        record += ("document", target)
+        usable = [code for code in pivots if all(columns[code][r] is not None for r in rows)]
+        if not usable:
+            return
+        pivot = usable[stable_hash(self.seed, "pivot", *record) % len(usable)]
+        src, tgt = (target, pivot)
+        if unit_interval(self.seed, "direction", *record) >= 0.5:
+            src, tgt = tgt, src
+        plan: list[Turn] = [
+            (
+                "docfirst" if r == start else "docnext",
+                {"src_text": columns[src][r]},
+                columns[tgt][r],
+                tgt,
+            )
+            for r in rows
+        ]
+        sources = "\n".join(columns[src][r] for r in rows)
+        answers = "\n".join(columns[tgt][r] for r in rows)
+        self._emit(out, columns, start, record, src, plan, sources, answers)
+
+    def _emit(
+        self,
+        out: dict[str, list[object]],
+        columns: dict[str, list],
+        row: int,
+        record: tuple[object, ...],
+        source: str,
+        plan: list[Turn],
+        src_text: str,
+        tgt_text: str,
+    ) -> None:
+        """Render the turns of one chat and append it as a row."""
+        languages = list(dict.fromkeys([source, *(lang for *_, lang in plan)]))
+        messages: list[dict[str, str]] = []
+        first_lang = first_id = ""
+        previous = source
+        for turn, (kind, values, answer, lang) in enumerate(plan):
+            prompt_lang = weighted_choice(
+                self.prompt_languages, unit_interval(self.seed, "prompt", turn, *record)
+            )
+            choices = self._choices(prompt_lang, kind)
+            template = choices[stable_hash(self.seed, "template", turn, *record) % len(choices)]
+            src_lang = source if kind in ("first", "docfirst", "docnext") else previous
+
+            def name(code: str, prompt_lang: str = prompt_lang) -> str:
+                return display_name(
+                    self.registry, code, prompt_lang, [c for c in languages if c != code]
+                )
+
+            prompt = template.render(src_name=name(src_lang), tgt_name=name(lang), **values)
+            messages += [
+                {"role": "user", "content": prompt},
+                {"role": "assistant", "content": answer},
+            ]
+            if turn == 0:
+                first_lang, first_id = prompt_lang, template.id
+            previous = lang
+        out["id"].append(content_id(self.name, *(m["content"] for m in messages)))
+        out["messages"].append(messages)
+        out["task"].append(self.name)
+        out["direction"].append("-".join(languages))
+        out["src_lang"].append(source)
+        out["tgt_lang"].append(plan[-1][3])
+        out["prompt_lang"].append(first_lang)
+        out["template_id"].append(first_id)
+        out["source_corpus"].append(columns["corpus"][row])
+        out["source_split"].append(columns["split"][row])
+        out["source_segment_id"].append(columns["segment_id"][row])
+        out["src_text"].append(src_text)
+        out["tgt_text"].append(tgt_text)
+
+    @classmethod
+    def from_config(cls, config: ChatTaskConfig, context: TaskContext) -> ChatTask:
+        return cls(
+            context.pivots,
+            context.targets,
+            modes=config.modes,
+            min_turns=config.min_turns,
+            max_turns=config.max_turns,
+            prompt_languages=config.prompt_languages,
+            seed=context.seed,
+        )
+
+
+def _documents(doc_ids: list[str | None]) -> list[tuple[int, int]]:
+    """[start, end) rows of each run of equal, non-null doc ids (a document, whole in a batch)."""
+    runs: list[tuple[int, int]] = []
+    start = 0
+    for row in range(1, len(doc_ids) + 1):
+        if row == len(doc_ids) or doc_ids[row] != doc_ids[start]:
+            if doc_ids[start] is not None:
+                runs.append((start, row))
+            start = row
+    return runs

@@ -1,0 +1,364 @@
+"""Comprehension instructions whose answers are exact by construction, from parallel segments.
+
+Three kinds, each built from one aligned segment (and, for ``same_meaning``, a second one):
+
+* ``explain``: "what does this Swahili sentence mean? answer in Chinese" -> the segment's Chinese
+  text. The prompt is written in the pivot the answer is in.
+* ``identify_language``: "what language is this sentence?" -> the language's registry name in the
+  prompt language (inside a short answer template). The prompt never names the language.
+* ``same_meaning``: a sentence in X and one in pivot P: do they mean the same? Half the rows pair
+  the segment with its own P text (yes), half with the P text of another segment (no).
+
+The mismatched partner of ``same_meaning`` never depends on batch size:
+
+* a segment with a ``doc_id`` takes its partner from the other segments of its document (a batch
+  always holds whole documents, see :class:`~bayling_data.sources.base.BatchBuilder`);
+* a segment without one takes it from the :data:`RING_SIZE` segments that came before it in the
+  stream of its (corpus, split), a ring buffer carried from batch to batch. This is the one piece
+  of state beyond counters: batches of one stream must reach one stage object in stream order.
+
+A candidate is dropped when its P text or its X text equals the segment's own (a duplicate would
+make "no" wrong); the partner is a hash of the seed and the record among the rest. A segment with
+no candidate gets no mismatched row rather than a wrong one.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import pyarrow as pa
+from pydantic import Field
+
+from bayling_data.errors import BaylingError
+from bayling_data.hashing import content_id, stable_hash, unit_interval, weighted_choice
+from bayling_data.languages import LanguageRegistry, registry
+from bayling_data.schema import WORK_INSTRUCTION_SCHEMA, segment_languages
+from bayling_data.stage import Stage
+from bayling_data.tasks.base import TaskContext, TaskFields
+from bayling_data.tasks.templates import Template, TemplateSet, bundled_templates
+
+KINDS = ("explain", "identify_language", "same_meaning")
+Kind = Literal["explain", "identify_language", "same_meaning"]
+
+# How many earlier segments of a stream without doc ids may give a mismatched partner.
+RING_SIZE = 8
+
+# Template kind (second part of the id) -> (required, allowed) placeholders.
+TEMPLATE_KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "explain": (frozenset({"src_name", "src_text", "tgt_name"}),) * 2,
+    "identify": (frozenset({"src_text"}),) * 2,
+    "identans": (frozenset({"lang_name"}),) * 2,
+    "same": (frozenset({"src_name", "src_text", "tgt_name", "tgt_text"}),) * 2,
+    "yes": (frozenset(),) * 2,
+    "no": (frozenset(),) * 2,
+}
+_ALL_FIELDS = frozenset().union(*(allowed for _, allowed in TEMPLATE_KINDS.values()))
+_META = ("corpus", "split", "doc_id")
+_QUALIFIER = re.compile(r"\s*[（(][^（）()]*[）)]$")
+
+
+class ComprehensionTaskConfig(TaskFields):
+    """Comprehension questions (explain, which language, same meaning?) with exact answers."""
+
+    type: Literal["comprehension"]
+    kinds: list[Kind] = Field(
+        default=["explain", "identify_language", "same_meaning"],
+        min_length=1,
+        description="Which kinds of question to generate.",
+    )
+
+
+def placeholders(text: str) -> set[str]:
+    """The ``{name}`` fields of a template."""
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+
+
+def split_by_kind(
+    templates: TemplateSet, kinds: dict[str, tuple[frozenset[str], frozenset[str]]]
+) -> dict[tuple[str, str], tuple[Template, ...]]:
+    """Templates by (prompt language, kind), the kind read from the id's second part; each kind's
+    placeholders are checked here since one file holds several kinds."""
+    grouped: dict[tuple[str, str], list[Template]] = {}
+    for lang, entries in templates.by_language.items():
+        for template in entries:
+            parts = template.id.split("-")
+            kind = parts[1] if len(parts) > 2 else ""
+            if kind not in kinds:
+                raise BaylingError(
+                    f"{templates.task} template {template.id}: the id's second part must be one "
+                    f"of {sorted(kinds)}"
+                )
+            required, allowed = kinds[kind]
+            names = placeholders(template.user)
+            if not required <= names or not names <= allowed:
+                raise BaylingError(
+                    f"{templates.task} template {template.id} ({kind}) must use "
+                    f"{sorted(required)} and only {sorted(allowed)}; it uses {sorted(names)}"
+                )
+            grouped.setdefault((lang, kind), []).append(template)
+    return {key: tuple(value) for key, value in grouped.items()}
+
+
+def display_name(
+    lang_registry: LanguageRegistry, code: str, prompt_lang: str, others: Iterable[str]
+) -> str:
+    """A language's name in the prompt language; "(Simplified)"-style qualifiers are kept only
+    when another language of the row is the same language in another script."""
+    lang = lang_registry.get(code)
+    name = lang.name_zh if prompt_lang.startswith("zho_") else lang.name_en
+    if all(lang_registry.get(other).iso639_3 != lang.iso639_3 for other in others):
+        name = _QUALIFIER.sub("", name)
+    return name
+
+
+class ComprehensionTask(Stage):
+    """Segment batch in, comprehension instruction batch out.
+
+    Every choice (prompt language, template, true or mismatched pair, partner) is a hash of the
+    seed and the record (corpus, split, segment id, kind, languages), so output does not depend on
+    batch size.
+    """
+
+    name = "comprehension"
+    level = "task"
+
+    def __init__(
+        self,
+        pivots: Sequence[str],
+        targets: Iterable[str] | None = None,
+        *,
+        kinds: Iterable[str] = KINDS,
+        prompt_languages: dict[str, float] | None = None,
+        seed: int = 0,
+        templates: TemplateSet | None = None,
+        lang_registry: LanguageRegistry | None = None,
+    ):
+        super().__init__()
+        self.registry = lang_registry or registry()
+        self.pivots = [self.registry.resolve(code).code for code in pivots]
+        self.targets = (
+            None if targets is None else {self.registry.resolve(code).code for code in targets}
+        )
+        self.kinds = tuple(kinds)
+        unknown = set(self.kinds) - set(KINDS)
+        if unknown:
+            raise ValueError(f"unknown kinds {sorted(unknown)}; expected {KINDS}")
+        shares = prompt_languages or {"zho_Hans": 0.5, "eng_Latn": 0.5}
+        self.prompt_languages = [
+            (self.registry.resolve(code).code, share) for code, share in shares.items()
+        ]
+        self.seed = seed
+        templates = templates or bundled_templates("comprehension", frozenset(), _ALL_FIELDS)
+        self.templates = split_by_kind(templates, TEMPLATE_KINDS)
+        for code, share in self.prompt_languages:
+            if share > 0:
+                for kind in TEMPLATE_KINDS:
+                    self._choices(code, kind)  # fails early with the languages available
+        self._written = {lang for lang, _ in self.templates}
+        self._ring: dict[tuple[str, str], deque[dict[str, str | None]]] = {}
+
+    def _choices(self, prompt_lang: str, kind: str) -> tuple[Template, ...]:
+        try:
+            return self.templates[(prompt_lang, kind)]
+        except KeyError:
+            written = sorted({lang for lang, k in self.templates if k == kind})
+            raise BaylingError(
+                f"no comprehension {kind} templates are written in {prompt_lang}; "
+                f"available prompt languages: {', '.join(written)}"
+            ) from None
+
+    def _pick(self, prompt_lang: str, kind: str, *record: object) -> Template:
+        choices = self._choices(prompt_lang, kind)
+        return choices[stable_hash(self.seed, "template", kind, *record) % len(choices)]
+
+    def _prompt_lang(self, *record: object) -> str:
+        return weighted_choice(self.prompt_languages, unit_interval(self.seed, "prompt", *record))
+
+    def pairs(self, languages: Iterable[str]) -> list[tuple[str, str]]:
+        """The (target, pivot) pairs generated for a batch holding these languages."""
+        present = list(languages)
+        pivots = [code for code in self.pivots if code in present]
+        targets = [
+            code
+            for code in present
+            if code not in self.pivots and (self.targets is None or code in self.targets)
+        ]
+        return [(target, pivot) for target in targets for pivot in pivots]
+
+    def reset(self) -> None:
+        """Forget the earlier segments kept for streams without doc ids (a new build)."""
+        self._ring.clear()
+
+    def _partners(
+        self, columns: dict[str, list], row: int, docs: list[tuple[int, int]]
+    ) -> list[dict[str, str | None]]:
+        """Rows that may give a mismatched partner: the segment's document, or the ring."""
+        start, end = docs[row]
+        if columns["doc_id"][row] is not None:
+            langs = [name for name in columns if name not in _META]
+            return [
+                {name: columns[name][other] for name in langs}
+                for other in range(start, end)
+                if other != row
+            ]
+        key = (columns["corpus"][row], columns["split"][row])
+        return list(self._ring.get(key, ()))
+
+    def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        pairs = self.pairs(segment_languages(batch))
+        columns = {name: batch.column(name).to_pylist() for name in batch.schema.names}
+        docs = _document_spans(columns["doc_id"])
+        out: dict[str, list[object]] = {name: [] for name in WORK_INSTRUCTION_SCHEMA.names}
+        targets = list(dict.fromkeys(target for target, _ in pairs))
+        langs = [name for name in columns if name not in _META]
+        for row in range(batch.num_rows):
+            corpus, split = columns["corpus"][row], columns["split"][row]
+            segment = columns["segment_id"][row]
+            base = (corpus, split, segment)
+            if "identify_language" in self.kinds:
+                for target in targets:
+                    text = columns[target][row]
+                    if text is not None:
+                        self._identify(out, base, target, text)
+            partners: list[dict[str, str | None]] | None = None
+            for target, pivot in pairs:
+                src_text, tgt_text = columns[target][row], columns[pivot][row]
+                if src_text is None or tgt_text is None:
+                    continue
+                if "explain" in self.kinds:
+                    self._explain(out, base, target, pivot, src_text, tgt_text)
+                if "same_meaning" in self.kinds:
+                    if partners is None:
+                        partners = self._partners(columns, row, docs)
+                    self._same(out, base, target, pivot, src_text, tgt_text, partners)
+            if columns["doc_id"][row] is None:
+                ring = self._ring.setdefault((corpus, split), deque(maxlen=RING_SIZE))
+                ring.append({name: columns[name][row] for name in langs})
+        return pa.RecordBatch.from_pydict(out, schema=WORK_INSTRUCTION_SCHEMA)
+
+    def _explain(
+        self,
+        out: dict[str, list[object]],
+        base: tuple[str, str, str],
+        target: str,
+        pivot: str,
+        src_text: str,
+        tgt_text: str,
+    ) -> None:
+        if pivot not in self._written:
+            return  # no templates in this pivot, and the answer is in the prompt's language
+        record = (*base, "explain", target, pivot)
+        template = self._pick(pivot, "explain", *record)
+        prompt = template.render(
+            src_name=display_name(self.registry, target, pivot, [pivot]),
+            tgt_name=display_name(self.registry, pivot, pivot, [target]),
+            src_text=src_text,
+        )
+        _append(out, base, prompt, tgt_text, template.id, (target, pivot), pivot)
+        out["src_text"].append(src_text)
+        out["tgt_text"].append(tgt_text)
+
+    def _identify(
+        self, out: dict[str, list[object]], base: tuple[str, str, str], target: str, text: str
+    ) -> None:
+        record = (*base, "identify_language", target)
+        prompt_lang = self._prompt_lang(*record)
+        template = self._pick(prompt_lang, "identify", *record)
+        lang = self.registry.get(target)
+        lang_name = lang.name_zh if prompt_lang.startswith("zho_") else lang.name_en
+        answer = self._pick(prompt_lang, "identans", *record).render(lang_name=lang_name)
+        prompt = template.render(src_text=text)
+        _append(out, base, prompt, answer, template.id, (target, prompt_lang), prompt_lang)
+        out["src_text"].append(text)
+        out["tgt_text"].append(None)
+
+    def _same(
+        self,
+        out: dict[str, list[object]],
+        base: tuple[str, str, str],
+        target: str,
+        pivot: str,
+        src_text: str,
+        tgt_text: str,
+        partners: list[dict[str, str | None]],
+    ) -> None:
+        record = (*base, "same_meaning", target, pivot)
+        same = unit_interval(self.seed, "same", *record) < 0.5
+        shown = tgt_text
+        if not same:
+            candidates = [
+                partner[pivot]
+                for partner in partners
+                if partner.get(pivot) is not None
+                and partner[pivot] != tgt_text
+                and partner.get(target) != src_text
+            ]
+            if not candidates:
+                self.stats.count(f"{target}-{pivot}", 1, 1, {"no mismatched partner": 1})
+                return
+            shown = candidates[stable_hash(self.seed, "partner", *record) % len(candidates)]
+        prompt_lang = self._prompt_lang(*record)
+        template = self._pick(prompt_lang, "same", *record)
+        prompt = template.render(
+            src_name=display_name(self.registry, target, prompt_lang, [pivot]),
+            tgt_name=display_name(self.registry, pivot, prompt_lang, [target]),
+            src_text=src_text,
+            tgt_text=shown,
+        )
+        answer = self._pick(prompt_lang, "yes" if same else "no", *record).render()
+        _append(out, base, prompt, answer, template.id, (target, pivot), prompt_lang)
+        out["src_text"].append(src_text)
+        out["tgt_text"].append(shown)
+
+    @classmethod
+    def from_config(
+        cls, config: ComprehensionTaskConfig, context: TaskContext
+    ) -> ComprehensionTask:
+        return cls(
+            context.pivots,
+            context.targets,
+            kinds=config.kinds,
+            prompt_languages=config.prompt_languages,
+            seed=context.seed,
+        )
+
+
+def _document_spans(doc_ids: list[str | None]) -> list[tuple[int, int]]:
+    """For each row, the [start, end) rows of its run of equal doc ids (its document)."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for row in range(1, len(doc_ids) + 1):
+        if row == len(doc_ids) or doc_ids[row] != doc_ids[start]:
+            spans += [(start, row)] * (row - start)
+            start = row
+    return spans
+
+
+def _append(
+    out: dict[str, list[object]],
+    base: tuple[str, str, str],
+    prompt: str,
+    answer: str,
+    template_id: str,
+    languages: tuple[str, str],
+    prompt_lang: str,
+) -> None:
+    """The columns every comprehension row fills the same way (not src_text / tgt_text)."""
+    corpus, split, segment = base
+    out["id"].append(content_id(ComprehensionTask.name, prompt, answer))
+    out["messages"].append(
+        [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+    )
+    out["task"].append(ComprehensionTask.name)
+    out["direction"].append("-".join(dict.fromkeys(languages)))
+    out["src_lang"].append(languages[0])
+    out["tgt_lang"].append(languages[1])
+    out["prompt_lang"].append(prompt_lang)
+    out["template_id"].append(template_id)
+    out["source_corpus"].append(corpus)
+    out["source_split"].append(split)
+    out["source_segment_id"].append(segment)
