@@ -119,7 +119,17 @@ class PairDedup(InstructionFilter):
         return pa.array(hash_texts(batch.column("direction"), src, tgt))
 
     def reject_reasons(self, scores: pa.Array, batch: pa.RecordBatch) -> pa.Array:
-        return _reasons(_first_seen(scores.to_numpy(), self._seen), "duplicate pair")
+        # Rows without a source and target text (general instructions, some QA rows) are no
+        # translation pair: they are left to instruction-level dedup.
+        no_pair = pc.and_(
+            pc.fill_null(pc.equal(pc.utf8_length(batch.column("src_text")), 0), True),
+            pc.fill_null(pc.equal(pc.utf8_length(batch.column("tgt_text")), 0), True),
+        )
+        keys = scores.to_numpy()
+        fresh = np.ones(len(keys), dtype=bool)
+        pairs = np.flatnonzero(~no_pair.to_numpy(zero_copy_only=False))
+        fresh[pairs] = _first_seen(keys[pairs], self._seen)
+        return _reasons(fresh, "duplicate pair")
 
 
 class InstructionDedup(InstructionFilter):

@@ -9,7 +9,13 @@ from pathlib import Path
 from bayling_data.errors import CorpusError
 
 SAMPLE_PREFIX = "sample:"
-SAMPLES = {"flores200": "sample_flores"}
+# Everything bundled for offline builds, written in a recipe as ``sample:NAME``.
+SAMPLES = {
+    "flores200": "sample_flores",
+    "instructions_zh": "instructions/alpaca_zh_sample.jsonl",
+    "instructions_en": "instructions/alpaca_en_sample.jsonl",
+    "qa": "qa/qa_sample.jsonl",
+}
 
 
 def sample_path(name: str) -> Path:
@@ -19,7 +25,7 @@ def sample_path(name: str) -> Path:
             f"{SAMPLE_PREFIX}{name}: no such bundled sample; expected one of: "
             + ", ".join(f"{SAMPLE_PREFIX}{key}" for key in SAMPLES)
         )
-    return Path(str(resources.files("bayling_data").joinpath("data", SAMPLES[name])))
+    return Path(str(resources.files("bayling_data").joinpath("data", *SAMPLES[name].split("/"))))
 
 
 def resolve_source_path(raw: str) -> Path:

@@ -7,6 +7,8 @@ prompts from template files (``templates/<task>.yaml``).
 | constrained_translation | segment | constrained.py |
 | comprehension | segment | comprehension.py |
 | chat        | segment | chat.py         |
+| pivot_qa    | item    | pivot_qa.py     |
+| pivot_instructions | item | instructions.py |
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from bayling_data.tasks.constrained import (
     ConstrainedTranslationTask,
     ConstrainedTranslationTaskConfig,
 )
+from bayling_data.tasks.instructions import PivotInstructionsConfig, PivotInstructionsTask
+from bayling_data.tasks.pivot_qa import PivotQAConfig, PivotQATask
 from bayling_data.tasks.templates import Template, TemplateSet, load_template_file
 from bayling_data.tasks.translation import TranslationTask, TranslationTaskConfig
 
@@ -33,6 +37,8 @@ TASK_TYPES: dict[str, tuple[type, Callable[..., Stage]]] = {
     ),
     "comprehension": (ComprehensionTaskConfig, ComprehensionTask.from_config),
     "chat": (ChatTaskConfig, ChatTask.from_config),
+    "pivot_qa": (PivotQAConfig, PivotQATask.from_config),
+    "pivot_instructions": (PivotInstructionsConfig, PivotInstructionsTask.from_config),
 }
 
 # The recipe's `tasks` entries validate against this union, discriminated by `type`.
@@ -44,6 +50,8 @@ __all__ = [
     "ComprehensionTask",
     "ConstrainedTranslationTask",
     "ItemTask",
+    "PivotInstructionsTask",
+    "PivotQATask",
     "TaskContext",
     "TaskFields",
     "Template",

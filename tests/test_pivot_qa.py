@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from bayling_data.errors import CorpusError
+from bayling_data.languages import registry
+from bayling_data.tasks.base import TaskContext
+from bayling_data.tasks.pivot_qa import GROUPS, PivotQAConfig, PivotQATask
+
+PIVOTS = ["zho_Hans", "eng_Latn"]
+ITEMS = {
+    "a": {
+        "zho_Hans": ("一周有几天？", "七天。", "一周有七天。"),
+        "eng_Latn": ("How many days in a week?", "Seven.", "A week has seven days."),
+        "swh_Latn": ("Wiki ina siku ngapi?", "Saba.", "Wiki ina siku saba."),
+    },
+    "b": {  # no pivot version: skipped
+        "swh_Latn": ("Buibui ana miguu mingapi?", "Minane.", None),
+        "fra_Latn": ("Combien de pattes a une araignée ?", "Huit.", None),
+    },
+    "c": {  # a pivot but nothing to ask it in: skipped
+        "zho_Hans": ("蜘蛛有几条腿？", "八条。", None),
+    },
+}
+
+
+def write_items(path: Path, items: dict = ITEMS) -> Path:
+    with path.open("w", encoding="utf-8") as f:
+        for item_id, versions in items.items():
+            for lang, (question, answer, context) in versions.items():
+                row = {"id": item_id, "lang": lang, "question": question, "answer": answer}
+                if context:
+                    row["context"] = context
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
+def run(task: PivotQATask) -> list[dict]:
+    return pa.Table.from_batches(list(task.generate())).to_pylist()
+
+
+def test_answers_are_the_items_own_versions(tmp_path):
+    task = PivotQATask(write_items(tmp_path / "qa.jsonl"), PIVOTS, {"swh_Latn"}, seed=2)
+    rows = run(task)
+    assert task.details()["skipped"] == {"no_pivot": 1, "no_target": 1}
+    assert task.stats.rows_in == 3 and task.stats.rows_out == len(rows)
+    # item a: X in {swh, and each pivot asked through the other} x 3 variants
+    assert len(rows) == 3 * 3
+    for row in rows:
+        assert row["task"] == "pivot_qa" and row["source_segment_id"] == "a"
+        pivot, prompt, answer = row["prompt_lang"], *(m["content"] for m in row["messages"])
+        assert row["direction"] == f"{row['src_lang']}-{row['tgt_lang']}"
+        if row["template_id"].startswith("pqa-pivot"):
+            x = row["src_lang"]
+            assert row["tgt_lang"] == pivot and answer == ITEMS["a"][pivot][1]
+            assert ITEMS["a"][x][0] in prompt
+        elif row["template_id"].startswith("pqa-target"):
+            x = row["tgt_lang"]
+            assert row["src_lang"] == pivot and answer == ITEMS["a"][x][1]
+            assert ITEMS["a"][pivot][0] in prompt
+        else:
+            x = row["src_lang"]
+            assert row["template_id"].startswith("pqa-step") and row["tgt_lang"] == x
+            assert ITEMS["a"][x][0] in prompt
+            p_question, p_answer = ITEMS["a"][pivot][:2]
+            assert p_question in answer and p_answer in answer
+            assert answer.rstrip().endswith(ITEMS["a"][x][1])
+        assert pivot != x
+        name = registry().get(x)
+        assert (name.name_zh if pivot == "zho_Hans" else name.name_en).split(" (")[0] in prompt
+
+
+def test_context_in_the_asked_language(tmp_path):
+    task = PivotQATask(
+        write_items(tmp_path / "qa.jsonl"), PIVOTS, {"swh_Latn"}, context_field="context"
+    )
+    for row in run(task):
+        asked = row["prompt_lang"] if "pqa-target" in row["template_id"] else row["src_lang"]
+        assert ITEMS["a"][asked][2] in row["messages"][0]["content"]
+        assert "pqa-ctx" in row["template_id"]
+
+
+def test_variants_and_prompt_language_shares(tmp_path):
+    path = write_items(tmp_path / "qa.jsonl")
+    only = PivotQATask(
+        path, PIVOTS, {"swh_Latn"}, variants=["answer_in_target"], prompt_languages={"eng_Latn": 1}
+    )
+    rows = run(only)
+    assert {r["template_id"][:10] for r in rows} == {"pqa-target"}
+    # eng is the only prompt language, so zho_Hans is asked through it as a target too
+    assert sorted(r["tgt_lang"] for r in rows) == ["swh_Latn", "zho_Hans"]
+    assert {r["prompt_lang"] for r in rows} == {"eng_Latn"}
+
+
+def test_deterministic(tmp_path):
+    path = write_items(tmp_path / "qa.jsonl")
+    first = run(PivotQATask(path, PIVOTS, seed=5, batch_rows=1))
+    second = run(PivotQATask(path, PIVOTS, seed=5))
+    assert first == second
+    assert len({r["id"] for r in first}) == len(first)
+
+
+def test_templates_render_for_every_language():
+    task = PivotQATask("unused", PIVOTS)
+    for pivot in PIVOTS:
+        groups = task.groups[pivot]
+        assert all(len(groups[g]) >= 8 for g in ("pivot", "target", "step"))
+        for lang in registry():
+            if lang.code == pivot:
+                continue
+            names = {
+                "lang_name": task.language_name(lang.code, pivot, pivot),
+                "pivot_name": task.language_name(pivot, pivot, lang.code),
+            }
+            assert names["lang_name"]
+            for group, templates in groups.items():
+                required, optional = GROUPS[group]
+                values = dict.fromkeys(required | optional, "TEXT") | names
+                for template in templates:
+                    text = template.render(**{k: values[k] for k in required | optional})
+                    assert "{" not in text and "}" not in text, template.id
+                    if "lang_name" in required:
+                        assert names["lang_name"] in text
+
+
+def test_per_file_languages(tmp_path):
+    for lang in ("zho_Hans", "swh_Latn"):
+        rows = [{"id": "a", "q": ITEMS["a"][lang][0], "a": ITEMS["a"][lang][1]}]
+        (tmp_path / f"qa.{lang}.json").write_text(json.dumps(rows, ensure_ascii=False), "utf-8")
+    task = PivotQATask(
+        str(tmp_path / "qa.*.json"),
+        PIVOTS,
+        language_field=None,
+        languages={"*zho_Hans*": "zh", "*swh_Latn*": "swh_Latn"},
+        question_field="q",
+        answer_field="a",
+        variants=["answer_in_pivot"],
+    )
+    [row] = run(task)
+    assert row["messages"][1]["content"] == "七天。" and row["source_corpus"] == "qa.swh_Latn"
+
+
+def test_errors_name_file_and_line(tmp_path):
+    path = tmp_path / "qa.jsonl"
+    path.write_text('{"id": "a", "lang": "eng_Latn", "question": "q", "answer": "a"}\n{"id": \n')
+    with pytest.raises(CorpusError, match=r"qa.jsonl:2: invalid JSON"):
+        run(PivotQATask(path, PIVOTS))
+    path.write_text('{"id": "a", "lang": "klingon", "question": "q", "answer": "a"}\n')
+    with pytest.raises(CorpusError, match=r"qa.jsonl:1: "):
+        run(PivotQATask(path, PIVOTS))
+    path.write_text('{"id": "a", "lang": "eng_Latn", "question": "q"}\n')
+    with pytest.raises(CorpusError, match=r"qa.jsonl:1: expected text"):
+        run(PivotQATask(path, PIVOTS))
+
+
+def test_bundled_sample_and_config():
+    config = PivotQAConfig(type="pivot_qa", path="sample:qa", context_field="context")
+    context = TaskContext(pivots=PIVOTS, targets={"swh_Latn", "fra_Latn"}, seed=0)
+    task = PivotQATask.from_config(config, context)
+    rows = run(task)
+    assert task.details()["items"] == 10 and not task.details()["skipped"]
+    assert len(rows) == 10 * 4 * 3
+    assert {r["src_lang"] for r in rows} == {"zho_Hans", "eng_Latn", "swh_Latn", "fra_Latn"}
