@@ -176,7 +176,7 @@ def _finish(plan: BuildPlan, config: object, instructions: pa.RecordBatch, out) 
     if instructions.num_rows and name != config.type:  # type: ignore[attr-defined]
         index = instructions.schema.get_field_index("task")
         instructions = instructions.set_column(
-            index, "task", pa.array([name] * instructions.num_rows, pa.string())
+            index, instructions.schema.field(index), pa.array([name] * instructions.num_rows)
         )
     for instruction_filter in plan.instruction_filters:
         instructions = instruction_filter(instructions)

@@ -399,3 +399,89 @@ def test_the_funnel_adds_up_when_filters_drop(tmp_path):
         )
         if seg == "3"
     }
+
+
+MIX_RECIPE = SAMPLE_RECIPE.parent / "bayling2_mix.yaml"
+FAMILIES = {
+    "instructions_zh",
+    "instructions_en",
+    "translation",
+    "constrained_translation",
+    "comprehension",
+    "chat",
+    "pivot_qa",
+}
+
+
+def check_every_family(out: Path) -> pa.Table:
+    manifest = json.loads((out / "manifest.json").read_text("utf-8"))
+    tables = [read_split(out, split) for split in manifest["splits"]]
+    for table, (split, entry) in zip(tables, manifest["splits"].items(), strict=True):
+        assert table.num_rows == entry["rows"]
+        counted = pa.compute.value_counts(table["task"]).to_pylist()
+        assert {c["values"]: c["counts"] for c in counted} == entry["counts"]["task"], split
+    table = pa.concat_tables(tables)
+    assert set(table["task"].to_pylist()) == FAMILIES
+    for messages in table["messages"].to_pylist():
+        assert_alternates(messages)
+    return table
+
+
+def test_the_bayling2_mix_recipe_builds_offline(tmp_path):
+    out = tmp_path / "mix"
+    run_build(load_recipe(MIX_RECIPE, [f"output.dir={out}"]))
+    table = check_every_family(out)
+    manifest = json.loads((out / "manifest.json").read_text("utf-8"))
+    kept = {task: entry["kept"] for task, entry in manifest["mixture"]["tasks"].items()}
+    # The zh instructions are the scarcest relative to their weight (43): all are kept, and the
+    # other tasks follow the weights.
+    assert kept["instructions_zh"] == 30
+    assert kept["instructions_en"] == int(30 / 43 * 26)
+    assert table.num_rows == sum(kept.values())
+
+
+def test_every_task_family_over_shared_flores(tmp_path, shared_corpora):
+    def jsonl(path: Path, rows: list[dict]) -> str:
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+        return str(path)
+
+    zh = jsonl(
+        tmp_path / "zh.jsonl",
+        [
+            {"instruction": f"写一句关于数字{i}的话。", "input": "", "output": f"{i}是一个数字。"}
+            for i in range(200)
+        ],
+    )
+    en = jsonl(
+        tmp_path / "en.jsonl",
+        [
+            {"instruction": f"Say something about {i}.", "input": "", "output": f"{i} is a number."}
+            for i in range(200)
+        ],
+    )
+    qa_rows = []
+    for i in range(20):
+        for lang, question, answer in (
+            ("zho_Hans", f"{i}加一等于几？", f"{i + 1}。"),
+            ("eng_Latn", f"What is {i} plus one?", f"{i + 1}."),
+            ("swh_Latn", f"{i} jumlisha moja ni ngapi?", f"{i + 1}."),
+        ):
+            qa_rows.append({"id": f"q{i}", "lang": lang, "question": question, "answer": answer})
+    qa = jsonl(tmp_path / "qa.jsonl", qa_rows)
+    out = tmp_path / "all"
+    overrides = [
+        f"sources.0.path={shared_corpora / 'flores200'}",
+        f"tasks.0.path={zh}",
+        f"tasks.1.path={en}",
+        f"tasks.6.path={qa}",
+        "target_languages=flores200",
+        f"output.dir={out}",
+    ]
+    run_build(load_recipe(MIX_RECIPE, overrides))
+    table = check_every_family(out)
+    chats = [
+        m
+        for m, t in zip(table["messages"].to_pylist(), table["task"].to_pylist(), strict=True)
+        if t == "chat"
+    ]
+    assert chats and all(sum(x["role"] == "user" for x in m) >= 2 for m in chats)
