@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
-from bayling_data.filters.lid import LanguageIdFilter
 
 from bayling_data.filters import Normalize, PairDedup, RatioFilter, RowDedup
+from bayling_data.filters.lid import LanguageIdFilter
 from bayling_data.sources import MosesSource
 from bayling_data.stage import Stage
 
