@@ -13,13 +13,14 @@ the record, so output does not depend on batch size or worker count.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 from pydantic import Field, field_validator
 
 from bayling_data.config import StrictModel, resolve_code
+from bayling_data.languages import LanguageRegistry, registry
 from bayling_data.stage import Stage
 
 
@@ -58,6 +59,46 @@ class TaskContext:
     targets: set[str]
     seed: int
     extra: dict[str, object] = field(default_factory=dict)
+
+
+DEFAULT_PROMPT_LANGUAGES = {"zho_Hans": 0.5, "eng_Latn": 0.5}
+
+
+class LanguagesMixin:
+    """Pivots, targets, prompt-language shares and seed, resolved the same way by every task."""
+
+    def init_languages(
+        self,
+        pivots: Sequence[str],
+        targets: Iterable[str] | None,
+        prompt_languages: dict[str, float] | None,
+        seed: int,
+        lang_registry: LanguageRegistry | None = None,
+    ) -> None:
+        self.registry = lang_registry or registry()
+        self.pivots = [self.registry.resolve(code).code for code in pivots]
+        self.targets = (
+            None if targets is None else {self.registry.resolve(code).code for code in targets}
+        )
+        shares = prompt_languages or DEFAULT_PROMPT_LANGUAGES
+        self.prompt_languages = [
+            (self.registry.resolve(code).code, share) for code, share in shares.items()
+        ]
+        self.seed = seed
+
+
+def document_runs(doc_ids: Sequence[str | None]) -> list[tuple[int, int, str | None]]:
+    """``(start, end, doc_id)`` of each run of equal doc ids in a batch (null ids included).
+
+    Batches never split a document (``BatchBuilder``), so a run is a whole document.
+    """
+    runs: list[tuple[int, int, str | None]] = []
+    start = 0
+    for row in range(1, len(doc_ids) + 1):
+        if row == len(doc_ids) or doc_ids[row] != doc_ids[start]:
+            runs.append((start, row, doc_ids[start]))
+            start = row
+    return runs
 
 
 class ItemTask(Stage):

@@ -29,10 +29,10 @@ from pydantic import Field, model_validator
 
 from bayling_data.errors import BaylingError
 from bayling_data.hashing import content_id, stable_hash, unit_interval, weighted_choice
-from bayling_data.languages import LanguageRegistry, registry
+from bayling_data.languages import LanguageRegistry
 from bayling_data.schema import WORK_INSTRUCTION_SCHEMA, segment_languages
 from bayling_data.stage import Stage
-from bayling_data.tasks.base import TaskContext, TaskFields
+from bayling_data.tasks.base import LanguagesMixin, TaskContext, TaskFields, document_runs
 from bayling_data.tasks.comprehension import display_name, split_by_kind
 from bayling_data.tasks.templates import Template, TemplateSet, bundled_templates
 
@@ -70,7 +70,7 @@ class ChatTaskConfig(TaskFields):
         return self
 
 
-class ChatTask(Stage):
+class ChatTask(LanguagesMixin, Stage):
     """Segment batch in, multi-turn chat batch out; stateless, so output never depends on batch
     size (documents are whole within a batch)."""
 
@@ -91,11 +91,7 @@ class ChatTask(Stage):
         lang_registry: LanguageRegistry | None = None,
     ):
         super().__init__()
-        self.registry = lang_registry or registry()
-        self.pivots = [self.registry.resolve(code).code for code in pivots]
-        self.targets = (
-            None if targets is None else {self.registry.resolve(code).code for code in targets}
-        )
+        self.init_languages(pivots, targets, prompt_languages, seed, lang_registry)
         self.modes = tuple(modes)
         unknown = set(self.modes) - set(MODES)
         if unknown:
@@ -103,11 +99,6 @@ class ChatTask(Stage):
         if not 2 <= min_turns <= max_turns:
             raise ValueError(f"need 2 <= min_turns <= max_turns, got {min_turns}, {max_turns}")
         self.min_turns, self.max_turns = min_turns, max_turns
-        shares = prompt_languages or {"zho_Hans": 0.5, "eng_Latn": 0.5}
-        self.prompt_languages = [
-            (self.registry.resolve(code).code, share) for code, share in shares.items()
-        ]
-        self.seed = seed
         allowed = frozenset().union(*(allowed for _, allowed in TEMPLATE_KINDS.values()))
         templates = templates or bundled_templates("chat", frozenset(), allowed)
         self.templates = split_by_kind(templates, TEMPLATE_KINDS)
@@ -143,7 +134,9 @@ class ChatTask(Stage):
         out: dict[str, list[object]] = {name: [] for name in WORK_INSTRUCTION_SCHEMA.names}
         windows: dict[int, int] = {}  # first row -> end row of each document window
         if "document" in self.modes:
-            for start, end in _documents(columns["doc_id"]):
+            for start, end, doc_id in document_runs(columns["doc_id"]):
+                if doc_id is None:
+                    continue
                 windows.update((start + a, start + b) for a, b in self.windows(end - start))
         for row in range(batch.num_rows):  # rows out in stream order, whatever the batch size
             if "chain" in self.modes:
@@ -296,15 +289,3 @@ class ChatTask(Stage):
             prompt_languages=config.prompt_languages,
             seed=context.seed,
         )
-
-
-def _documents(doc_ids: list[str | None]) -> list[tuple[int, int]]:
-    """[start, end) rows of each run of equal, non-null doc ids (a document, whole in a batch)."""
-    runs: list[tuple[int, int]] = []
-    start = 0
-    for row in range(1, len(doc_ids) + 1):
-        if row == len(doc_ids) or doc_ids[row] != doc_ids[start]:
-            if doc_ids[start] is not None:
-                runs.append((start, row))
-            start = row
-    return runs

@@ -35,10 +35,10 @@ from pydantic import Field
 
 from bayling_data.errors import BaylingError
 from bayling_data.hashing import content_id, stable_hash, unit_interval, weighted_choice
-from bayling_data.languages import LanguageRegistry, registry
+from bayling_data.languages import LanguageRegistry
 from bayling_data.schema import WORK_INSTRUCTION_SCHEMA, segment_languages
 from bayling_data.stage import Stage
-from bayling_data.tasks.base import TaskContext, TaskFields
+from bayling_data.tasks.base import LanguagesMixin, TaskContext, TaskFields, document_runs
 from bayling_data.tasks.templates import Template, TemplateSet, bundled_templates
 
 KINDS = ("explain", "identify_language", "same_meaning")
@@ -115,7 +115,7 @@ def display_name(
     return name
 
 
-class ComprehensionTask(Stage):
+class ComprehensionTask(LanguagesMixin, Stage):
     """Segment batch in, comprehension instruction batch out.
 
     Every choice (prompt language, template, true or mismatched pair, partner) is a hash of the
@@ -138,20 +138,11 @@ class ComprehensionTask(Stage):
         lang_registry: LanguageRegistry | None = None,
     ):
         super().__init__()
-        self.registry = lang_registry or registry()
-        self.pivots = [self.registry.resolve(code).code for code in pivots]
-        self.targets = (
-            None if targets is None else {self.registry.resolve(code).code for code in targets}
-        )
+        self.init_languages(pivots, targets, prompt_languages, seed, lang_registry)
         self.kinds = tuple(kinds)
         unknown = set(self.kinds) - set(KINDS)
         if unknown:
             raise ValueError(f"unknown kinds {sorted(unknown)}; expected {KINDS}")
-        shares = prompt_languages or {"zho_Hans": 0.5, "eng_Latn": 0.5}
-        self.prompt_languages = [
-            (self.registry.resolve(code).code, share) for code, share in shares.items()
-        ]
-        self.seed = seed
         templates = templates or bundled_templates("comprehension", frozenset(), _ALL_FIELDS)
         self.templates = split_by_kind(templates, TEMPLATE_KINDS)
         for code, share in self.prompt_languages:
@@ -211,7 +202,11 @@ class ComprehensionTask(Stage):
     def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         pairs = self.pairs(segment_languages(batch))
         columns = {name: batch.column(name).to_pylist() for name in batch.schema.names}
-        docs = _document_spans(columns["doc_id"])
+        docs = [
+            (start, end)
+            for start, end, _ in document_runs(columns["doc_id"])
+            for _ in range(end - start)
+        ]
         out: dict[str, list[object]] = {name: [] for name in WORK_INSTRUCTION_SCHEMA.names}
         targets = list(dict.fromkeys(target for target, _ in pairs))
         langs = [name for name in columns if name not in _META]
@@ -325,17 +320,6 @@ class ComprehensionTask(Stage):
             prompt_languages=config.prompt_languages,
             seed=context.seed,
         )
-
-
-def _document_spans(doc_ids: list[str | None]) -> list[tuple[int, int]]:
-    """For each row, the [start, end) rows of its run of equal doc ids (its document)."""
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for row in range(1, len(doc_ids) + 1):
-        if row == len(doc_ids) or doc_ids[row] != doc_ids[start]:
-            spans += [(start, row)] * (row - start)
-            start = row
-    return spans
 
 
 def _append(

@@ -20,7 +20,7 @@ from bayling_data.hashing import content_id, stable_hash, unit_interval, weighte
 from bayling_data.languages import LanguageRegistry, registry
 from bayling_data.schema import WORK_INSTRUCTION_SCHEMA, segment_languages
 from bayling_data.stage import Stage
-from bayling_data.tasks.base import TaskContext, TaskFields
+from bayling_data.tasks.base import LanguagesMixin, TaskContext, TaskFields
 from bayling_data.tasks.templates import (
     SYSTEM_PROMPTS,
     Template,
@@ -72,7 +72,7 @@ def language_name(
     return name
 
 
-class TranslationTask(Stage):
+class TranslationTask(LanguagesMixin, Stage):
     """Segment batch in, translation instruction batch out.
 
     The prompt language and template of each instruction are chosen from a hash of the seed and
@@ -97,20 +97,11 @@ class TranslationTask(Stage):
         lang_registry: LanguageRegistry | None = None,
     ):
         super().__init__()
-        self.registry = lang_registry or registry()
-        self.pivots = [self.registry.resolve(code).code for code in pivots]
-        self.targets = (
-            None if targets is None else {self.registry.resolve(code).code for code in targets}
-        )
+        self.init_languages(pivots, targets, prompt_languages, seed, lang_registry)
         self.directions = tuple(directions)
         unknown = set(self.directions) - set(DIRECTIONS)
         if unknown:
             raise ValueError(f"unknown directions {sorted(unknown)}; expected {DIRECTIONS}")
-        shares = prompt_languages or {"zho_Hans": 0.5, "eng_Latn": 0.5}
-        self.prompt_languages = [
-            (self.registry.resolve(code).code, share) for code, share in shares.items()
-        ]
-        self.seed = seed
         self.templates = templates or load_templates(self.name)
         if not 0.0 <= system_prompt <= 1.0:
             raise ValueError(f"system_prompt is a share in [0, 1], got {system_prompt}")
