@@ -57,6 +57,11 @@ class OutputConfig(StrictModel):
 class Recipe(StrictModel):
     name: str = Field(min_length=1)
     description: str = ""
+    license: str = Field(
+        default="other",
+        description="The data's license as a Hub license id (cc-by-sa-4.0 for Flores); "
+        "published in the dataset card.",
+    )
     seed: int = 0
     pivot_languages: list[str] = Field(default=["zho_Hans", "eng_Latn"], min_length=1)
     target_languages: list[str] | str = "flores200"
