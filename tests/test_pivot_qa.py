@@ -44,7 +44,10 @@ def run(task: PivotQATask) -> list[dict]:
 
 
 def test_answers_are_the_items_own_versions(tmp_path):
-    task = PivotQATask(write_items(tmp_path / "qa.jsonl"), PIVOTS, {"swh_Latn"}, seed=2)
+    single_turn = ["answer_in_pivot", "answer_in_target", "pivot_step"]
+    task = PivotQATask(
+        write_items(tmp_path / "qa.jsonl"), PIVOTS, {"swh_Latn"}, seed=2, variants=single_turn
+    )
     rows = run(task)
     assert task.details()["skipped"] == {"no_pivot": 1, "no_target": 1}
     assert task.stats.rows_in == 3 and task.stats.rows_out == len(rows)
@@ -72,6 +75,23 @@ def test_answers_are_the_items_own_versions(tmp_path):
         assert pivot != x
         name = registry().get(x)
         assert (name.name_zh if pivot == "zho_Hans" else name.name_en).split(" (")[0] in prompt
+
+
+def test_chat_variant_mixes_qa_turns_into_a_cross_lingual_chat(tmp_path):
+    task = PivotQATask(
+        write_items(tmp_path / "qa.jsonl"), PIVOTS, {"swh_Latn"}, seed=2, variants=["chat"]
+    )
+    rows = run(task)
+    assert rows
+    for row in rows:
+        pivot, x = row["prompt_lang"], row["src_lang"]
+        messages = row["messages"]
+        assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
+        assert ITEMS["a"][x][0] in messages[0]["content"]
+        assert messages[1]["content"] == ITEMS["a"][pivot][1]  # first answered in the pivot
+        assert messages[3]["content"] == ITEMS["a"][x][1]  # then in the asked language
+        assert row["tgt_lang"] == x and row["direction"] == f"{x}-{pivot}"
+        assert "pqa-followup" in row["template_id"]
 
 
 def test_context_in_the_asked_language(tmp_path):
@@ -163,5 +183,5 @@ def test_bundled_sample_and_config():
     task = PivotQATask.from_config(config, context)
     rows = run(task)
     assert task.details()["items"] == 10 and not task.details()["skipped"]
-    assert len(rows) == 10 * 4 * 3
+    assert len(rows) == 10 * 4 * 4  # items x asked languages x variants
     assert {r["src_lang"] for r in rows} == {"zho_Hans", "eng_Latn", "swh_Latn", "fra_Latn"}

@@ -8,6 +8,8 @@ knowledge across the pivot:
 * ``answer_in_pivot``: X question, P answer; the prompt, written in P, names X.
 * ``answer_in_target``: P question asking for an answer in X; X answer.
 * ``pivot_step``: X question; the answer restates the question in P, answers in P, then in X.
+* ``chat``: a two-turn conversation: the X question answered in P, then a follow-up asking for
+  the answer in X, answered with the X version (QA turns mixed into a cross-lingual chat).
 
 Answers are the item's own versions, never machine output, so every row is right by construction.
 Items are grouped by id in memory (a QA set is small next to a parallel corpus); rows come out in
@@ -38,8 +40,8 @@ from bayling_data.tasks.base import ItemTask, TaskContext, TaskFields
 from bayling_data.tasks.instructions import file_stem, iter_json_records, resolve_item_paths
 from bayling_data.tasks.templates import Template, TemplateSet, bundled_templates
 
-VARIANTS = ("answer_in_pivot", "answer_in_target", "pivot_step")
-Variant = Literal["answer_in_pivot", "answer_in_target", "pivot_step"]
+VARIANTS = ("answer_in_pivot", "answer_in_target", "pivot_step", "chat")
+Variant = Literal["answer_in_pivot", "answer_in_target", "pivot_step", "chat"]
 BATCH_ROWS = 1000
 
 # Template groups (the second part of a template id) and the placeholders each must use / may use.
@@ -53,8 +55,14 @@ GROUPS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset(_OPTIONAL),
     ),
     "ctx": (frozenset({"context", "question"}), frozenset()),
+    "followup": (frozenset({"lang_name"}), frozenset(_OPTIONAL)),
 }
-_VARIANT_GROUP = {"answer_in_pivot": "pivot", "answer_in_target": "target", "pivot_step": "step"}
+_VARIANT_GROUP = {
+    "answer_in_pivot": "pivot",
+    "answer_in_target": "target",
+    "pivot_step": "step",
+    "chat": "pivot",
+}
 _ALL_PLACEHOLDERS = frozenset().union(*(req | opt for req, opt in GROUPS.values()))
 _QUALIFIER = re.compile(r"\s*[（(][^（）()]*[）)]$")
 
@@ -294,7 +302,18 @@ class PivotQATask(ItemTask):
         template = self._pick(pivot, _VARIANT_GROUP[variant], *record)
         prompt = template.render(question=question, **names)
         used.insert(0, template.id)
-        if variant == "answer_in_pivot":
+        messages = [{"role": "user", "content": prompt}]
+        direction = None
+        if variant == "chat":
+            followup = self._pick(pivot, "followup", *record)
+            messages += [
+                {"role": "assistant", "content": p.answer},
+                {"role": "user", "content": followup.render(**names)},
+            ]
+            used.append(followup.id)
+            answer, src, tgt = x.answer, target, target
+            direction = f"{target}-{pivot}"
+        elif variant == "answer_in_pivot":
             answer, src, tgt = p.answer, target, pivot
         elif variant == "answer_in_target":
             answer, src, tgt = x.answer, pivot, target
@@ -306,13 +325,10 @@ class PivotQATask(ItemTask):
             src, tgt = target, target
             used.append(layout.id)
         return {
-            "id": content_id(self.name, prompt, answer),
-            "messages": [
-                {"role": "user", "content": prompt},
-                {"role": "assistant", "content": answer},
-            ],
+            "id": content_id(self.name, *(m["content"] for m in messages), answer),
+            "messages": [*messages, {"role": "assistant", "content": answer}],
             "task": self.name,
-            "direction": f"{src}-{tgt}",
+            "direction": direction or f"{src}-{tgt}",
             "src_lang": src,
             "tgt_lang": tgt,
             "prompt_lang": pivot,
