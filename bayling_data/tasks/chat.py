@@ -34,7 +34,12 @@ from bayling_data.schema import WORK_INSTRUCTION_SCHEMA, segment_languages
 from bayling_data.stage import Stage
 from bayling_data.tasks.base import LanguagesMixin, TaskContext, TaskFields, document_runs
 from bayling_data.tasks.comprehension import display_name, split_by_kind
-from bayling_data.tasks.templates import Template, TemplateSet, bundled_templates
+from bayling_data.tasks.templates import (
+    Template,
+    TemplateSet,
+    bundled_templates,
+    declare_templates,
+)
 
 MODES = ("chain", "document")
 Mode = Literal["chain", "document"]
@@ -48,6 +53,11 @@ TEMPLATE_KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "docfirst": (_NAMES_AND_TEXT, _NAMES_AND_TEXT),
     "docnext": (frozenset({"src_text"}), _NAMES_AND_TEXT),
 }
+# Declared for the loader and `bayling-data templates`; each kind's own placeholders are checked
+# when the task loads its templates (see TEMPLATE_KINDS).
+declare_templates(
+    "chat", set(), frozenset().union(*(allowed for _, allowed in TEMPLATE_KINDS.values()))
+)
 
 # One user turn before rendering: template kind, placeholder values, answer, answer language.
 Turn = tuple[str, dict[str, str], str, str]

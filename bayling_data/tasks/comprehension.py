@@ -39,7 +39,12 @@ from bayling_data.languages import LanguageRegistry
 from bayling_data.schema import WORK_INSTRUCTION_SCHEMA, segment_languages
 from bayling_data.stage import Stage
 from bayling_data.tasks.base import LanguagesMixin, TaskContext, TaskFields, document_runs
-from bayling_data.tasks.templates import Template, TemplateSet, bundled_templates
+from bayling_data.tasks.templates import (
+    Template,
+    TemplateSet,
+    bundled_templates,
+    declare_templates,
+)
 
 KINDS = ("explain", "identify_language", "same_meaning")
 Kind = Literal["explain", "identify_language", "same_meaning"]
@@ -57,6 +62,9 @@ TEMPLATE_KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "no": (frozenset(),) * 2,
 }
 _ALL_FIELDS = frozenset().union(*(allowed for _, allowed in TEMPLATE_KINDS.values()))
+# Declared for the loader and `bayling-data templates`; each kind's own placeholders are checked
+# when the task loads its templates (see TEMPLATE_KINDS).
+declare_templates("comprehension", set(), _ALL_FIELDS)
 _META = ("corpus", "split", "doc_id")
 _QUALIFIER = re.compile(r"\s*[（(][^（）()]*[）)]$")
 

@@ -256,7 +256,12 @@ SAMPLE_SENTENCES = {
 
 
 # Task modules that declare their placeholders at import.
-DECLARING_MODULES = ("bayling_data.tasks.translation", "bayling_data.tasks.constrained")
+DECLARING_MODULES = (
+    "bayling_data.tasks.translation",
+    "bayling_data.tasks.constrained",
+    "bayling_data.tasks.comprehension",
+    "bayling_data.tasks.chat",
+)
 
 
 def known_specs() -> dict[str, TemplateSpec]:
