@@ -16,6 +16,7 @@ from bayling_data import __version__
 from bayling_data.errors import BaylingError
 
 EXIT_USER_ERROR = 2
+EXPORT_FORMATS = ("sharegpt", "alpaca", "openai", "parquet", "jsonl")  # io/export.py FORMATS
 EXIT_INTERRUPTED = 130
 
 
@@ -78,6 +79,18 @@ def make_parser() -> argparse.ArgumentParser:
     templates.add_argument("--tgt", default="zh", help="target language (any code or name)")
     templates.add_argument("--prompt-lang", default="en", help="prompt language (zh or en)")
     templates.add_argument("--id", dest="template_id", help="show only this template")
+
+    export = commands.add_parser(
+        "export", help="write a build for trainers: sharegpt, alpaca, openai, parquet, jsonl"
+    )
+    export.add_argument("out_dir", type=Path, help="a build's output folder")
+    export.add_argument(
+        "--format",
+        dest="fmt",
+        required=True,
+        choices=EXPORT_FORMATS,
+    )
+    export.add_argument("--to", dest="to_dir", type=Path, required=True, help="export folder")
 
     inspect = commands.add_parser("inspect", help="counts and sample rows of a build's output")
     inspect.add_argument("out_dir", type=Path)
@@ -202,6 +215,17 @@ def _templates(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from bayling_data.io.export import export
+
+    result = export(args.out_dir, args.fmt, args.to_dir)
+    for split, path in result.files.items():
+        print(f"{split}: {result.rows[split]:,} rows -> {path}")
+    print(f"LLaMA-Factory: {result.to_dir / 'dataset_info.json'}")
+    print(f"axolotl: {result.to_dir / 'axolotl.yaml'}")
+    return 0
+
+
 def _inspect(args: argparse.Namespace) -> int:
     from bayling_data.report import inspect_output
 
@@ -214,6 +238,7 @@ COMMANDS = {
     "validate": _validate,
     "langs": _langs,
     "lid": _lid,
+    "export": _export,
     "inspect": _inspect,
     "templates": _templates,
 }

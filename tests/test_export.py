@@ -166,7 +166,24 @@ def test_bad_input_is_one_line(build, tmp_path):
     with pytest.raises(BaylingError, match="unknown format") as err:
         export(build, "csv", tmp_path / "x")
     assert "\n" not in str(err.value)
-    with pytest.raises(BaylingError, match="manifest.json") as err:
+    with pytest.raises(BaylingError, match=r"manifest\.json") as err:
         export(tmp_path, "openai", tmp_path / "x")
     assert "\n" not in str(err.value)
     assert not (tmp_path / "x").exists()
+
+
+def test_export_command_line(tmp_path):
+    from bayling_data.cli import EXPORT_FORMATS, main
+    from bayling_data.io.export import FORMATS
+
+    assert EXPORT_FORMATS == FORMATS
+    out = tmp_path / "build"
+    run_build(load_recipe(SAMPLE_RECIPE, [f"output.dir={out}"]))
+    assert main(["export", str(out), "--format", "openai", "--to", str(tmp_path / "x")]) == 0
+    assert (tmp_path / "x" / "train" / "train.jsonl").is_file()
+    assert (
+        main(
+            ["export", str(tmp_path / "nothing"), "--format", "openai", "--to", str(tmp_path / "y")]
+        )
+        == 2
+    )

@@ -122,9 +122,10 @@ def _read_manifest(out_dir: Path) -> dict[str, Any]:
         raise BaylingError(f"{out_dir}: no {MANIFEST_NAME}; is this a bayling-data build folder?")
     try:
         manifest = json.loads(path.read_text("utf-8"))
-        manifest["splits"].items()  # noqa: B018 - checks the shape
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
-        raise BaylingError(f"{path}: not a bayling-data manifest ({err})") from None
+    except ValueError as err:
+        raise BaylingError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict):
+        raise BaylingError(f"{path}: not a bayling-data manifest (no splits)")
     return manifest
 
 
