@@ -92,6 +92,12 @@ def make_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--to", dest="to_dir", type=Path, required=True, help="export folder")
 
+    report = commands.add_parser(
+        "report", help="an HTML page and PNG plots of a build: languages, tasks, lengths, funnel"
+    )
+    report.add_argument("out_dir", type=Path, help="a build's output folder")
+    report.add_argument("--to", dest="to_dir", type=Path, help="default: OUT_DIR/report")
+
     inspect = commands.add_parser("inspect", help="counts and sample rows of a build's output")
     inspect.add_argument("out_dir", type=Path)
     inspect.add_argument("-n", "--samples", type=int, default=3, help="sample rows to show")
@@ -226,6 +232,16 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from bayling_data.io.html_report import write_report
+
+    result = write_report(args.out_dir, args.to_dir)
+    print(f"wrote {result.html_path}")
+    for path in result.png_paths.values():
+        print(f"wrote {path}")
+    return 0
+
+
 def _inspect(args: argparse.Namespace) -> int:
     from bayling_data.report import inspect_output
 
@@ -239,6 +255,7 @@ COMMANDS = {
     "langs": _langs,
     "lid": _lid,
     "export": _export,
+    "report": _report,
     "inspect": _inspect,
     "templates": _templates,
 }

@@ -76,11 +76,12 @@ def _length_counter(tokenizer: str | None) -> Callable[[list[str]], list[int]]:
 
 def _tier(code: str) -> str:
     """The registry's resource tier; a code it does not know is ``unknown`` (no crash)."""
+    from bayling_data.errors import UnknownLanguageError
     from bayling_data.languages import registry
 
     try:
         return str(registry().get(code).tier)
-    except Exception:  # noqa: BLE001 - a report should not fail on an odd code
+    except UnknownLanguageError:  # a report should not fail on an odd code
         return "unknown"
 
 
@@ -193,8 +194,11 @@ def _plot_languages(result: ReportResult, path: Path) -> None:
         (axes[0], result.rows_by_language, "rows (per side)"),
         (axes[1], result.tokens_by_language, f"{unit} (per side)"),
     ):
-        ax.bar(range(len(langs)), [max(values[c], 0) for c in langs], color=colours)
+        # Bars grow from 0.5 so that a language with a single row still shows on the log scale.
+        heights = [max(values[c], 0) for c in langs]
+        ax.bar(range(len(langs)), [h - 0.5 if h else 0 for h in heights], bottom=0.5, color=colours)
         ax.set_yscale("log")
+        ax.set_ylim(bottom=0.5)
         ax.set_ylabel(f"{label}, log scale")
         ax.grid(axis="y", which="major", alpha=0.3)
     axes[1].set_xticks(range(len(langs)), langs, rotation=60, ha="right", fontsize=8)
@@ -242,11 +246,12 @@ def _plot_categories(result: ReportResult, path: Path) -> None:
 
 def _plot_lengths(result: ReportResult, path: Path) -> None:
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     tasks = list(result.length_histograms)
     cols = min(3, max(1, len(tasks)))
     rows = max(1, -(-len(tasks) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows + 0.8), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(8, 5 * cols), 3.2 * rows + 1), squeeze=False)
     if result.tokenizer:
         unit = f"tokens ({Path(result.tokenizer).name})"
     else:
@@ -258,9 +263,10 @@ def _plot_lengths(result: ReportResult, path: Path) -> None:
         ax.set_xlabel(unit, fontsize=8)
         ax.set_ylabel("rows", fontsize=8)
         ax.tick_params(labelsize=8)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # rows are whole numbers
     for ax in list(axes.flat)[len(tasks) :]:
         ax.set_visible(False)
-    fig.suptitle(f"Length per instruction (all messages) in {unit}")
+    fig.suptitle(f"Length per instruction (all messages)\nunit: {unit}", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -285,18 +291,19 @@ def _plot_funnel(result: ReportResult, path: Path) -> None:
         for i, (k, d) in enumerate(zip(kept, dropped, strict=True)):
             if d:
                 ax.text(k + d, i, f" -{d}", va="center", fontsize=7, color="#d62728")
-        ax.set_title(name, fontsize=10)
+        ax.set_title(f"{name}\n{sum(dropped):,} dropped (sum over langs)", fontsize=9)
         ax.tick_params(axis="x", labelsize=7, rotation=30)
         ax.set_xlim(0, max((k + d for k, d in zip(kept, dropped, strict=True)), default=1) * 1.25)
     axes[0].set_yticks(list(positions), langs, fontsize=8)
     axes[0].invert_yaxis()
-    axes[0].legend(loc="lower left", fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right", fontsize=8, ncols=2)
     fig.suptitle(
         "Filter funnel per language (segment filters: sides; instruction filters: rows "
         "involving the language)",
         fontsize=10,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
@@ -330,8 +337,9 @@ def _html(result: ReportResult, manifest: dict) -> str:
     ]
     for key, (title, _) in PLOTS.items():
         data = base64.b64encode(result.png_paths[key].read_bytes()).decode("ascii")
-        parts.append(f'<h2>{esc(title)}</h2><img alt="{esc(title)}" src="data:image/png;base64,')
-        parts.append(data + '">')
+        parts.append(
+            f'<h2>{esc(title)}</h2>\n<img alt="{esc(title)}" src="data:image/png;base64,{data}">'
+        )
     parts.append("<h2>Sample rows per task family</h2>")
     parts.append(
         "<table><tr><th>task</th><th>split</th><th>direction</th><th>turns</th>"
