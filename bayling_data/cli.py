@@ -92,6 +92,20 @@ def make_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--to", dest="to_dir", type=Path, required=True, help="export folder")
 
+    publish = commands.add_parser(
+        "publish", help="lay a build out as a Hub data set (Parquet + dataset card) and upload it"
+    )
+    publish.add_argument("out_dir", type=Path, help="a build's output folder")
+    publish.add_argument("--repo", required=True, metavar="ORG/NAME", help="Hub data set repo")
+    publish.add_argument("--private", action="store_true", help="create the repo private")
+    publish.add_argument("--revision", metavar="BRANCH", help="branch to push to")
+    publish.add_argument("--create-pr", action="store_true", help="open a pull request")
+    publish.add_argument(
+        "--dry-run", action="store_true", help="write the folder it would upload; no network"
+    )
+    publish.add_argument("--staging-dir", type=Path, help="where to lay the folder out")
+    publish.add_argument("--endpoint", help="Hub endpoint (default: huggingface.co or HF_ENDPOINT)")
+
     report = commands.add_parser(
         "report", help="an HTML page and PNG plots of a build: languages, tasks, lengths, funnel"
     )
@@ -232,6 +246,24 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _publish(args: argparse.Namespace) -> int:
+    from bayling_data.io.publish import publish
+
+    result = publish(
+        args.out_dir,
+        args.repo,
+        private=args.private,
+        revision=args.revision,
+        create_pr=args.create_pr,
+        dry_run=args.dry_run,
+        staging_dir=args.staging_dir,
+        endpoint=args.endpoint,
+    )
+    if result.url:
+        print(result.url)
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from bayling_data.io.html_report import write_report
 
@@ -255,6 +287,7 @@ COMMANDS = {
     "langs": _langs,
     "lid": _lid,
     "export": _export,
+    "publish": _publish,
     "report": _report,
     "inspect": _inspect,
     "templates": _templates,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bayling_data.io.shards import read_split
+from bayling_data.report import read_manifest
 
 REPORT_DIRNAME = "report"
 HTML_NAME = "report.html"
@@ -368,7 +368,7 @@ def write_report(out_dir: str | Path, to_dir: str | Path | None = None) -> Repor
 
     out_dir = Path(out_dir)
     target = Path(to_dir) if to_dir is not None else out_dir / REPORT_DIRNAME
-    manifest = json.loads((out_dir / "manifest.json").read_text("utf-8"))
+    manifest = read_manifest(out_dir)  # a one-line error when out_dir is not a build
     tokenizer = _recipe_tokenizer(manifest.get("recipe", {}))
     collected = _collect(out_dir, manifest, _length_counter(tokenizer))
     target.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,408 @@
+"""Publish a build to the Hugging Face Hub as a dataset repo (``bayling-data publish``).
+
+A build folder (``dataset_dict.json``, ``manifest.json``, Arrow shards per split) is laid out the
+way the Hub expects a dataset repo, so that the dataset viewer and ``datasets.load_dataset`` read
+it without a loading script::
+
+    staging/
+      README.md                            (dataset card: YAML front matter + body)
+      data/train-00000-of-00001.parquet    (one Parquet file per Arrow shard)
+      data/validation-00000-of-00001.parquet
+
+The staged folder is then sent with ``HfApi.upload_folder`` in one commit. The token is never
+written to the card, never printed and is scrubbed from any error text that is shown.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
+
+from bayling_data.errors import BaylingError
+from bayling_data.io.shards import read_split
+
+# Task type (the ``task`` column) -> Hub task categories. Every task is instruction data, so
+# ``text-generation`` is always listed as well.
+_TASK_CATEGORIES = {
+    "translation": ["translation"],
+    "constrained_translation": ["translation"],
+    "pivot_qa": ["question-answering"],
+    "comprehension": ["question-answering", "text-classification"],
+}
+
+# Licenses of the corpora we know; anything else is shown as unknown rather than guessed.
+_SOURCE_LICENSES = {"flores200": "cc-by-sa-4.0", "flores101": "cc-by-sa-4.0"}
+
+# The Hub's ``size_categories`` buckets, as (upper bound exclusive, label).
+_SIZE_BUCKETS = [
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+    (100_000_000, "10M<n<100M"),
+    (1_000_000_000, "100M<n<1B"),
+    (10_000_000_000, "1B<n<10B"),
+    (100_000_000_000, "10B<n<100B"),
+    (1_000_000_000_000, "100B<n<1T"),
+]
+
+_LANGUAGE_COLUMNS = ("src_lang", "tgt_lang", "prompt_lang")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What ``publish`` did, for the CLI to report."""
+
+    repo: str
+    folder: Path | None  # the staged folder; None once a temporary one was removed after upload
+    files: tuple[str, ...]  # paths in the repo, posix style
+    rows: dict[str, int]
+    dry_run: bool
+    revision: str | None = None
+    url: str | None = None  # commit URL, or the pull request URL with create_pr
+    languages: tuple[str, ...] = field(default=())
+
+
+def size_category(n: int) -> str:
+    """The Hub's ``size_categories`` bucket for ``n`` rows."""
+    for bound, label in _SIZE_BUCKETS:
+        if n < bound:
+            return label
+    return "n>1T"
+
+
+def hub_language(code: str) -> str:
+    """ISO 639-1 where the registry has one, else ISO 639-3 (what the Hub's ``language`` takes)."""
+    from bayling_data.languages import registry
+
+    try:
+        lang = registry().get(code)
+    except BaylingError:
+        return code.split("_")[0]
+    return lang.iso639_1 or lang.iso639_3 or code.split("_")[0]
+
+
+def _read_manifest(out_dir: Path) -> dict[str, Any]:
+    path = out_dir / "manifest.json"
+    if not path.is_file():
+        raise BaylingError(
+            f"{out_dir}: not a bayling-data build (no manifest.json); run build first"
+        )
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BaylingError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def _distinct(table: pa.Table, column: str) -> list[str]:
+    if column not in table.column_names:
+        return []
+    return [v for v in pc.unique(table.column(column)).to_pylist() if v]
+
+
+def _template_counts(tables: dict[str, pa.Table]) -> dict[str, dict[str, int]]:
+    """Per task: distinct template ids used and rows, over all splits."""
+    templates: dict[str, set[str]] = {}
+    rows: dict[str, int] = {}
+    for table in tables.values():
+        if "task" not in table.column_names:
+            continue
+        for task in _distinct(table, "task"):
+            part = table.filter(pc.equal(table.column("task"), task))
+            rows[task] = rows.get(task, 0) + part.num_rows
+            templates.setdefault(task, set()).update(_distinct(part, "template_id"))
+    return {
+        task: {"templates": len(templates[task]), "rows": rows[task]} for task in sorted(templates)
+    }
+
+
+def _table(header: list[str], body: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def build_card(
+    manifest: dict[str, Any],
+    repo: str,
+    tables: dict[str, pa.Table],
+    data_files: dict[str, list[str]],
+) -> str:
+    """The README.md dataset card: Hub metadata in the front matter, provenance in the body."""
+    recipe = dict(manifest.get("recipe") or {})
+    codes = sorted(
+        {c for t in tables.values() for col in _LANGUAGE_COLUMNS for c in _distinct(t, col)}
+    )
+    tasks = sorted({task for t in tables.values() for task in _distinct(t, "task")})
+    categories = sorted({c for task in tasks for c in _TASK_CATEGORIES.get(task, [])})
+    total = sum(t.num_rows for t in tables.values())
+    front: dict[str, Any] = {
+        "pretty_name": recipe.get("name") or repo.split("/")[-1],
+        "license": recipe.get("license") or "other",
+        "language": sorted({hub_language(c) for c in codes}),
+        "task_categories": sorted(set(categories) | {"text-generation"}),
+        "size_categories": [size_category(total)],
+        "tags": ["bayling-data", "instruction-tuning", "cross-lingual"],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [
+                    {"split": split, "path": f"data/{split}-*.parquet"} for split in data_files
+                ],
+            }
+        ],
+    }
+    out: list[str] = ["---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip()]
+    out += ["---", "", f"# {front['pretty_name']}", ""]
+    if recipe.get("description"):
+        out += [str(recipe["description"]), ""]
+    out += [
+        f"Built with bayling-data {manifest.get('bayling_data_version', '?')} from the recipe "
+        f"below. Manifest signature: `{manifest.get('signature', '?')}`.",
+        "",
+        "## Loading",
+        "",
+        "```python",
+        "import datasets",
+        "",
+        f'ds = datasets.load_dataset("{repo}")',
+        "```",
+        "",
+        "## Splits",
+        "",
+        _table(["split", "rows"], [[s, t.num_rows] for s, t in tables.items()]),
+        "",
+        "## Languages",
+        "",
+    ]
+    counts = manifest.get("splits", {})
+    lang_rows = []
+    for code in codes:
+        per_split = [
+            counts.get(s, {}).get("counts", {}).get("language", {}).get(code, 0) for s in tables
+        ]
+        lang_rows.append([code, hub_language(code), *per_split])
+    out += [_table(["language", "ISO", *[f"rows ({s})" for s in tables]], lang_rows), ""]
+    out += ["## Sources", ""]
+    source_rows = []
+    for source in manifest.get("sources", []):
+        corpus = source.get("corpus") or source.get("type", "?")
+        splits = ", ".join(f"{k}: {v}" for k, v in (source.get("splits") or {}).items())
+        license_ = _SOURCE_LICENSES.get(str(corpus), "unknown (check the source's terms)")
+        source_rows.append([corpus, source.get("type", "?"), splits or "-", license_])
+    out += [_table(["corpus", "type", "segments per split", "license"], source_rows), ""]
+    out += ["## Mixture", ""]
+    mixture_rows = []
+    for task, info in (manifest.get("mixture", {}).get("tasks") or {}).items():
+        mixture_rows.append([task, info.get("weight"), info.get("available"), info.get("kept")])
+    out += [_table(["task", "weight", "available", "kept"], mixture_rows), ""]
+    out += ["## Templates", ""]
+    template_rows = [[t, c["templates"], c["rows"]] for t, c in _template_counts(tables).items()]
+    out += [_table(["task", "templates used", "rows"], template_rows), ""]
+    out += ["## Filter funnel", ""]
+    funnel_rows = [
+        [s.get("name"), s.get("level"), s.get("rows_in"), s.get("rows_out")]
+        for s in manifest.get("funnel", [])
+    ]
+    out += [_table(["stage", "level", "rows in", "rows out"], funnel_rows), ""]
+    # The build's output folder is a local path that means nothing on the Hub.
+    if isinstance(recipe.get("output"), dict):
+        recipe["output"] = {k: v for k, v in recipe["output"].items() if k != "dir"}
+    out += ["## Recipe", "", "```yaml"]
+    out += [yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True).rstrip(), "```", ""]
+    return "\n".join(out)
+
+
+def stage(out_dir: str | Path, repo: str, folder: str | Path) -> PublishResult:
+    """Write the repo layout (Parquet shards under ``data/`` and README.md) into ``folder``."""
+    out_dir, folder = Path(out_dir), Path(folder)
+    manifest = _read_manifest(out_dir)
+    if folder.exists() and any(folder.iterdir()):
+        raise BaylingError(f"{folder}: staging folder is not empty; give an empty or new folder")
+    splits = list((manifest.get("splits") or {}).keys())
+    if not splits:
+        raise BaylingError(f"{out_dir / 'manifest.json'}: the manifest lists no splits")
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    tables: dict[str, pa.Table] = {}
+    data_files: dict[str, list[str]] = {}
+    for split in splits:
+        try:
+            table = read_split(out_dir, split)
+        except (OSError, KeyError, pa.ArrowInvalid) as exc:
+            raise BaylingError(
+                f"{out_dir / split}: cannot read the split's shards ({exc})"
+            ) from None
+        tables[split] = table
+        n_shards = max(1, len(manifest["splits"][split].get("shards") or []))
+        rows_per = -(-table.num_rows // n_shards) or 1
+        names = []
+        for index in range(n_shards):
+            name = f"data/{split}-{index:05d}-of-{n_shards:05d}.parquet"
+            part = table.slice(index * rows_per, rows_per)
+            pq.write_table(part, folder / name, compression="zstd", row_group_size=10_000)
+            names.append(name)
+        data_files[split] = names
+    card = build_card(manifest, repo, tables, data_files)
+    (folder / "README.md").write_text(card, "utf-8")
+    files = ("README.md", *[n for names in data_files.values() for n in names])
+    codes = sorted(
+        {c for t in tables.values() for col in _LANGUAGE_COLUMNS for c in _distinct(t, col)}
+    )
+    return PublishResult(
+        repo=repo,
+        folder=folder,
+        files=files,
+        rows={s: t.num_rows for s, t in tables.items()},
+        dry_run=True,
+        languages=tuple(codes),
+    )
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    """One line, with every secret replaced, so it is safe to show."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = re.sub(r"(?i)(bearer\s+)\S+", r"\1***", text)
+    return " ".join(text.split())
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for module in ("httpx2", "httpx", "requests"):
+        try:
+            mod = __import__(module)
+        except ImportError:
+            continue
+        for name in ("TransportError", "ConnectionError", "Timeout"):
+            if isinstance(getattr(mod, name, None), type):
+                errors.append(getattr(mod, name))
+    return tuple(errors)
+
+
+def _hub_error(exc: BaseException, repo: str, endpoint: str, secrets: list[str]) -> BaylingError:
+    """Turn a huggingface_hub / HTTP client exception into one safe, actionable line."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    detail = _scrub(str(exc), secrets)[:300]
+    if isinstance(exc, HfHubHTTPError) and exc.response is not None:
+        status = exc.response.status_code
+        if status in (401, 403):
+            return BaylingError(
+                f"cannot publish to {repo}: the Hub at {endpoint} refused the token "
+                f"(HTTP {status}); log in with `hf auth login` or set HF_TOKEN to a token "
+                "with write access"
+            )
+        return BaylingError(f"cannot publish to {repo}: the Hub answered HTTP {status} ({detail})")
+    if isinstance(exc, _transport_errors()):
+        return BaylingError(
+            f"cannot publish to {repo}: offline, cannot reach {endpoint} "
+            f"({type(exc).__name__}); check the connection, or use --dry-run"
+        )
+    return BaylingError(f"cannot publish to {repo}: {type(exc).__name__}: {detail}")
+
+
+def publish(
+    out_dir: str | Path,
+    repo: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    create_pr: bool = False,
+    dry_run: bool = False,
+    staging_dir: str | Path | None = None,
+    endpoint: str | None = None,
+    token: str | None = None,
+    echo: Callable[[str], None] = print,
+) -> PublishResult:
+    """Stage a build as a Hub dataset repo and upload it (or, with ``dry_run``, only stage it).
+
+    ``token=None`` lets huggingface_hub find one (``HF_TOKEN`` or the cached login). A temporary
+    staging folder is kept on a dry run (so it can be inspected) and removed after an upload.
+    """
+    if not _REPO_ID.match(repo):
+        raise BaylingError(f"--repo {repo!r}: expected ORG/NAME, e.g. my-org/bayling-pivot")
+    temporary = staging_dir is None
+    folder = Path(tempfile.mkdtemp(prefix="bayling-publish-")) if temporary else Path(staging_dir)
+    try:
+        staged = stage(out_dir, repo, folder)
+    except BaseException:
+        if temporary:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    where = f"{repo}@{revision or 'main'}" + (" (as a pull request)" if create_pr else "")
+    if dry_run:
+        echo(f"dry run: staged {len(staged.files)} files in {folder}")
+        for name in staged.files:
+            echo(f"  {name} ({(folder / name).stat().st_size} bytes)")
+        echo(
+            f"would create dataset repo {repo} ({'private' if private else 'public'}) "
+            f"and upload the folder to {where}"
+        )
+        return staged
+    try:
+        url = _upload(folder, repo, private, revision, create_pr, endpoint, token, echo)
+    finally:
+        if temporary:
+            shutil.rmtree(folder, ignore_errors=True)
+    echo(f"published {repo}: {url}")
+    return PublishResult(
+        repo=repo,
+        folder=None if temporary else folder,
+        files=staged.files,
+        rows=staged.rows,
+        dry_run=False,
+        revision=revision,
+        url=url,
+        languages=staged.languages,
+    )
+
+
+def _upload(
+    folder: Path,
+    repo: str,
+    private: bool,
+    revision: str | None,
+    create_pr: bool,
+    endpoint: str | None,
+    token: str | None,
+    echo: Callable[[str], None],
+) -> str:
+    """Create the repo (if needed) and upload the folder in one commit; return the commit/PR URL."""
+    from huggingface_hub import HfApi, get_token
+
+    api = HfApi(endpoint=endpoint, token=token)
+    # Resolved only to scrub it from error text; it is never shown.
+    secrets = [token or get_token() or ""]
+    try:
+        echo(f"creating dataset repo {repo} on {api.endpoint} (exists is fine)")
+        api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
+        if revision and not create_pr:
+            api.create_branch(repo, repo_type="dataset", branch=revision, exist_ok=True)
+        echo(f"uploading {folder} to {repo}" + (f"@{revision}" if revision else ""))
+        info = api.upload_folder(
+            repo_id=repo,
+            repo_type="dataset",
+            folder_path=folder,
+            revision=revision,
+            create_pr=create_pr,
+            commit_message="Publish with bayling-data",
+        )
+    except BaylingError:
+        raise
+    except Exception as exc:  # every failure becomes one safe line
+        raise _hub_error(exc, repo, api.endpoint, secrets) from None
+    return _scrub(str(info.pr_url or info.commit_url), secrets)
