@@ -24,10 +24,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +34,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from bayling_data.errors import BaylingError
-from bayling_data.io.staging import MANIFEST_NAME
+from bayling_data.io.staging import MANIFEST_NAME, staged_output
 
 FORMATS = ("sharegpt", "alpaca", "openai", "parquet", "jsonl")
 EXPORT_RECORD = "export.json"
@@ -145,40 +142,9 @@ def _shard_schema(out_dir: Path, split: str, shards: list[dict[str, Any]]) -> pa
 
 
 def _check_to_dir(to_dir: Path, out_dir: Path) -> None:
-    """Refuse to replace anything but an earlier export (or an empty folder), or the build."""
+    """Refuse the build folder itself, or a folder inside it or around it."""
     if to_dir == out_dir or out_dir.is_relative_to(to_dir) or to_dir.is_relative_to(out_dir):
         raise BaylingError(f"--to: {to_dir} overlaps the build folder {out_dir}; choose another")
-    if not to_dir.exists():
-        return
-    if not to_dir.is_dir():
-        raise BaylingError(f"--to: {to_dir} exists and is not a folder")
-    if any(to_dir.iterdir()) and not (to_dir / EXPORT_RECORD).is_file():
-        raise BaylingError(
-            f"--to: {to_dir} is not empty and holds no bayling-data export (no {EXPORT_RECORD}); "
-            "choose another folder, or empty this one"
-        )
-
-
-@contextmanager
-def _staged(to_dir: Path) -> Iterator[Path]:
-    """Like ``staging.staged_output`` but for exports: a hidden sibling renamed into place."""
-    to_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{to_dir.name}.partial-", dir=to_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)
-    try:
-        yield staging
-        if to_dir.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{to_dir.name}.old-", dir=to_dir.parent))
-            to_dir.rename(retired / to_dir.name)
-            staging.rename(to_dir)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            staging.rename(to_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def _write_split(
@@ -270,7 +236,7 @@ def export(out_dir: str | Path, fmt: str, to_dir: str | Path) -> ExportResult:
     result = ExportResult(to_dir=to_dir, fmt=fmt)
     dataset_info: dict[str, Any] = {}
     axolotl: dict[str, list[dict[str, Any]]] = {}
-    with _staged(to_dir) as staging:
+    with staged_output(to_dir, key="--to", marker=EXPORT_RECORD, what="export") as staging:
         for split, info in manifest["splits"].items():
             shards = info.get("shards") or []
             if not shards:

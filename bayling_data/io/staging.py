@@ -18,24 +18,32 @@ from bayling_data.errors import BaylingError
 MANIFEST_NAME = "manifest.json"
 
 
-def check_output_dir(out_dir: Path, key: str = "output.dir") -> None:
-    """Refuse to replace anything but an earlier bayling-data build (or an empty folder)."""
+def check_output_dir(
+    out_dir: Path, key: str = "output.dir", marker: str = MANIFEST_NAME, what: str = "build"
+) -> None:
+    """Refuse to replace anything but an earlier bayling-data output of this kind (a folder
+    holding ``marker``) or an empty folder."""
     if not out_dir.exists():
         return
     if not out_dir.is_dir():
         raise BaylingError(f"{key}: {out_dir} exists and is not a folder")
-    if any(out_dir.iterdir()) and not (out_dir / MANIFEST_NAME).is_file():
+    if any(out_dir.iterdir()) and not (out_dir / marker).is_file():
         raise BaylingError(
-            f"{key}: {out_dir} is not empty and holds no bayling-data build "
-            f"(no {MANIFEST_NAME}); choose another folder, or empty this one"
+            f"{key}: {out_dir} is not empty and holds no bayling-data {what} "
+            f"(no {marker}); choose another folder, or empty this one"
         )
 
 
 @contextmanager
-def staged_output(out_dir: Path) -> Iterator[Path]:
-    """Yield a temporary folder; on success it replaces ``out_dir``, on failure it is removed."""
+def staged_output(
+    out_dir: Path, key: str = "output.dir", marker: str = MANIFEST_NAME, what: str = "build"
+) -> Iterator[Path]:
+    """Yield a temporary folder; on success it replaces ``out_dir``, on failure it is removed.
+
+    ``out_dir`` may only be replaced when it holds ``marker`` (an earlier output of this kind).
+    """
     out_dir = Path(os.path.abspath(out_dir))
-    check_output_dir(out_dir)
+    check_output_dir(out_dir, key, marker, what)
     created = None
     for ancestor in reversed(out_dir.parents):
         if not ancestor.exists():

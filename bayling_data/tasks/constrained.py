@@ -12,13 +12,11 @@ from __future__ import annotations
 import unicodedata
 from typing import Literal
 
-from pydantic import Field
-
 from bayling_data.filters.units import UNSPACED_SCRIPTS
 from bayling_data.hashing import stable_hash
-from bayling_data.tasks.base import TaskContext, TaskFields
+from bayling_data.tasks.base import TaskContext
 from bayling_data.tasks.templates import declare_templates, load_templates
-from bayling_data.tasks.translation import Direction, TranslationTask
+from bayling_data.tasks.translation import TranslationTask, TranslationTaskConfig
 
 TEMPLATE_SPEC = declare_templates(
     "constrained_translation", {"src_name", "tgt_name", "src_text", "constraints"}
@@ -31,25 +29,11 @@ VIRAMA_CLASS = 9  # canonical combining class of a virama / coeng (joins the nex
 JOINERS = {"zho_Hans": "、", "zho_Hant": "、", "jpn_Jpan": "、"}
 
 
-class ConstrainedTranslationTaskConfig(TaskFields):
-    """Translation instructions that name words the translation must contain."""
+class ConstrainedTranslationTaskConfig(TranslationTaskConfig):
+    """Translation instructions that name words the translation must contain (the same keys as
+    translation)."""
 
-    type: Literal["constrained_translation"]
-    directions: list[Direction] = Field(
-        default=["to_pivot", "from_pivot", "between_pivots"],
-        min_length=1,
-        description="Which directions to generate.",
-    )
-    system_prompt: float = Field(
-        default=0.0,
-        ge=0.0,
-        le=1.0,
-        description="Share of rows that start with a system prompt (system_prompts.yaml).",
-    )
-    templates: str | None = Field(
-        default=None,
-        description="A template file of your own, used instead of the bundled one.",
-    )
+    type: Literal["constrained_translation"]  # type: ignore[assignment]
 
 
 def _is_letter(char: str) -> bool:
