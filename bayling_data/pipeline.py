@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -64,6 +65,14 @@ class BuildReport:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+def _keyed(key: str, factory: Callable[..., Any], *args: object) -> Any:
+    """Build one recipe entry; a user error names the entry's key path."""
+    try:
+        return factory(*args)
+    except BaylingError as err:
+        raise type(err)(f"{key}: {err}") from None
+
+
 def plan_build(recipe: Recipe) -> BuildPlan:
     """Open the sources and construct the stages; every user mistake surfaces here."""
     pivots = list(recipe.pivot_languages)
@@ -91,13 +100,18 @@ def plan_build(recipe: Recipe) -> BuildPlan:
     targets = sorted((set(explicit) if explicit is not None else present) - set(pivots))
     targets = [code for code in targets if code in present]
     absent = sorted(set(explicit or []) - present) if explicit is not None else []
-    filters = [build_filter(config) for config in recipe.filters]
+    filters = [
+        _keyed(f"filters.{i}", build_filter, config) for i, config in enumerate(recipe.filters)
+    ]
     context = TaskContext(pivots=pivots, targets=set(targets), seed=recipe.seed)
     return BuildPlan(
         recipe=recipe,
         sources=sources,
         segment_filters=[f for f in filters if isinstance(f, SegmentFilter)],
-        tasks=[build_task(config, context) for config in recipe.tasks],
+        tasks=[
+            _keyed(f"tasks.{i}", build_task, config, context)
+            for i, config in enumerate(recipe.tasks)
+        ],
         instruction_filters=[f for f in filters if isinstance(f, InstructionFilter)],
         pivots=pivots,
         targets=targets,
