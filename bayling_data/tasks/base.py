@@ -21,6 +21,7 @@ from pydantic import Field, field_validator
 
 from bayling_data.config import StrictModel, resolve_code
 from bayling_data.languages import LanguageRegistry, registry
+from bayling_data.schema import WORK_INSTRUCTION_SCHEMA
 from bayling_data.stage import Stage
 
 
@@ -85,6 +86,21 @@ class LanguagesMixin:
             (self.registry.resolve(code).code, share) for code, share in shares.items()
         ]
         self.seed = seed
+
+
+def append_row(out: dict[str, list[object]], **values: object) -> None:
+    """Append one instruction row to column lists keyed by WORK_INSTRUCTION_SCHEMA's names.
+
+    Every column must be given (src_text / tgt_text may be None): a missing one is a bug, and
+    the KeyError says which.
+    """
+    for name in WORK_INSTRUCTION_SCHEMA.names:
+        out[name].append(values[name])
+
+
+def new_columns() -> dict[str, list[object]]:
+    """Empty column lists for :func:`append_row`."""
+    return {name: [] for name in WORK_INSTRUCTION_SCHEMA.names}
 
 
 def document_runs(doc_ids: Sequence[str | None]) -> list[tuple[int, int, str | None]]:

@@ -32,7 +32,14 @@ from bayling_data.hashing import content_id, stable_hash, unit_interval, weighte
 from bayling_data.languages import LanguageRegistry
 from bayling_data.schema import WORK_INSTRUCTION_SCHEMA, segment_languages
 from bayling_data.stage import Stage
-from bayling_data.tasks.base import LanguagesMixin, TaskContext, TaskFields, document_runs
+from bayling_data.tasks.base import (
+    LanguagesMixin,
+    TaskContext,
+    TaskFields,
+    append_row,
+    document_runs,
+    new_columns,
+)
 from bayling_data.tasks.comprehension import display_name, split_by_kind
 from bayling_data.tasks.templates import (
     Template,
@@ -141,7 +148,7 @@ class ChatTask(LanguagesMixin, Stage):
     def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         pivots, targets = self._languages(segment_languages(batch))
         columns = {name: batch.column(name).to_pylist() for name in batch.schema.names}
-        out: dict[str, list[object]] = {name: [] for name in WORK_INSTRUCTION_SCHEMA.names}
+        out = new_columns()
         windows: dict[int, int] = {}  # first row -> end row of each document window
         if "document" in self.modes:
             for start, end, doc_id in document_runs(columns["doc_id"]):
@@ -274,19 +281,22 @@ class ChatTask(LanguagesMixin, Stage):
             if turn == 0:
                 first_lang, first_id = prompt_lang, template.id
             previous = lang
-        out["id"].append(content_id(self.name, *(m["content"] for m in messages)))
-        out["messages"].append(messages)
-        out["task"].append(self.name)
-        out["direction"].append("-".join(languages))
-        out["src_lang"].append(source)
-        out["tgt_lang"].append(plan[-1][3])
-        out["prompt_lang"].append(first_lang)
-        out["template_id"].append(first_id)
-        out["source_corpus"].append(columns["corpus"][row])
-        out["source_split"].append(columns["split"][row])
-        out["source_segment_id"].append(columns["segment_id"][row])
-        out["src_text"].append(src_text)
-        out["tgt_text"].append(tgt_text)
+        append_row(
+            out,
+            id=content_id(self.name, *(m["content"] for m in messages)),
+            messages=messages,
+            task=self.name,
+            direction="-".join(languages),
+            src_lang=source,
+            tgt_lang=plan[-1][3],
+            prompt_lang=first_lang,
+            template_id=first_id,
+            source_corpus=columns["corpus"][row],
+            source_split=columns["split"][row],
+            source_segment_id=columns["segment_id"][row],
+            src_text=src_text,
+            tgt_text=tgt_text,
+        )
 
     @classmethod
     def from_config(cls, config: ChatTaskConfig, context: TaskContext) -> ChatTask:

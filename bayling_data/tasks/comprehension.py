@@ -38,7 +38,14 @@ from bayling_data.hashing import content_id, stable_hash, unit_interval, weighte
 from bayling_data.languages import LanguageRegistry
 from bayling_data.schema import WORK_INSTRUCTION_SCHEMA, segment_languages
 from bayling_data.stage import Stage
-from bayling_data.tasks.base import LanguagesMixin, TaskContext, TaskFields, document_runs
+from bayling_data.tasks.base import (
+    LanguagesMixin,
+    TaskContext,
+    TaskFields,
+    append_row,
+    document_runs,
+    new_columns,
+)
 from bayling_data.tasks.templates import (
     Template,
     TemplateSet,
@@ -215,7 +222,7 @@ class ComprehensionTask(LanguagesMixin, Stage):
             for start, end, _ in document_runs(columns["doc_id"])
             for _ in range(end - start)
         ]
-        out: dict[str, list[object]] = {name: [] for name in WORK_INSTRUCTION_SCHEMA.names}
+        out = new_columns()
         targets = list(dict.fromkeys(target for target, _ in pairs))
         langs = [name for name in columns if name not in _META]
         for row in range(batch.num_rows):
@@ -261,9 +268,9 @@ class ComprehensionTask(LanguagesMixin, Stage):
             tgt_name=display_name(self.registry, pivot, pivot, [target]),
             src_text=src_text,
         )
-        _append(out, base, prompt, tgt_text, template.id, (target, pivot), pivot)
-        out["src_text"].append(src_text)
-        out["tgt_text"].append(tgt_text)
+        _append(
+            out, base, prompt, tgt_text, template.id, (target, pivot), pivot, src_text, tgt_text
+        )
 
     def _identify(
         self, out: dict[str, list[object]], base: tuple[str, str, str], target: str, text: str
@@ -275,9 +282,9 @@ class ComprehensionTask(LanguagesMixin, Stage):
         lang_name = lang.name_zh if prompt_lang.startswith("zho_") else lang.name_en
         answer = self._pick(prompt_lang, "identans", *record).render(lang_name=lang_name)
         prompt = template.render(src_text=text)
-        _append(out, base, prompt, answer, template.id, (target, prompt_lang), prompt_lang)
-        out["src_text"].append(text)
-        out["tgt_text"].append(None)
+        _append(
+            out, base, prompt, answer, template.id, (target, prompt_lang), prompt_lang, text, None
+        )
 
     def _same(
         self,
@@ -313,9 +320,9 @@ class ComprehensionTask(LanguagesMixin, Stage):
             tgt_text=shown,
         )
         answer = self._pick(prompt_lang, "yes" if same else "no", *record).render()
-        _append(out, base, prompt, answer, template.id, (target, pivot), prompt_lang)
-        out["src_text"].append(src_text)
-        out["tgt_text"].append(shown)
+        _append(
+            out, base, prompt, answer, template.id, (target, pivot), prompt_lang, src_text, shown
+        )
 
     @classmethod
     def from_config(
@@ -338,19 +345,24 @@ def _append(
     template_id: str,
     languages: tuple[str, str],
     prompt_lang: str,
+    src_text: str | None,
+    tgt_text: str | None,
 ) -> None:
-    """The columns every comprehension row fills the same way (not src_text / tgt_text)."""
+    """One comprehension row: a single user turn and its answer."""
     corpus, split, segment = base
-    out["id"].append(content_id(ComprehensionTask.name, prompt, answer))
-    out["messages"].append(
-        [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+    append_row(
+        out,
+        id=content_id(ComprehensionTask.name, prompt, answer),
+        messages=[{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
+        task=ComprehensionTask.name,
+        direction="-".join(dict.fromkeys(languages)),
+        src_lang=languages[0],
+        tgt_lang=languages[1],
+        prompt_lang=prompt_lang,
+        template_id=template_id,
+        source_corpus=corpus,
+        source_split=split,
+        source_segment_id=segment,
+        src_text=src_text,
+        tgt_text=tgt_text,
     )
-    out["task"].append(ComprehensionTask.name)
-    out["direction"].append("-".join(dict.fromkeys(languages)))
-    out["src_lang"].append(languages[0])
-    out["tgt_lang"].append(languages[1])
-    out["prompt_lang"].append(prompt_lang)
-    out["template_id"].append(template_id)
-    out["source_corpus"].append(corpus)
-    out["source_split"].append(split)
-    out["source_segment_id"].append(segment)

@@ -39,7 +39,7 @@ from bayling_data.sources.files import (
     strip_compression,
 )
 from bayling_data.sources.samples import SAMPLE_PREFIX, resolve_source_path
-from bayling_data.tasks.base import ItemTask, TaskContext, TaskFields
+from bayling_data.tasks.base import ItemTask, TaskContext, TaskFields, append_row, new_columns
 
 Format = Literal["alpaca", "sharegpt", "messages"]
 BATCH_ROWS = 1000
@@ -256,7 +256,7 @@ class PivotInstructionsTask(ItemTask):
         return {"items_read": self.items_read, "skipped": dict(sorted(self.skipped.items()))}
 
     def generate(self) -> Iterator[pa.RecordBatch]:
-        out = _new_columns()
+        out = new_columns()
         emitted = 0
         direction = f"{self.language}-{self.language}"
         for path in resolve_item_paths(self.path):
@@ -280,12 +280,19 @@ class PivotInstructionsTask(ItemTask):
                         first_missing = line_no
                     continue
                 self.stats.count(direction, 1, 0)
-                _append(out, conversation.messages, self.language, self.format, corpus, self.split)
-                out["source_segment_id"].append(str(index))
+                _append(
+                    out,
+                    conversation.messages,
+                    self.language,
+                    self.format,
+                    corpus,
+                    self.split,
+                    index,
+                )
                 emitted += 1
                 if len(out["id"]) >= self.batch_rows:
                     yield self._flush(out)
-                    out = _new_columns()
+                    out = new_columns()
             missing = self.skipped["missing_field"] - missing_before
             if emitted == used_before and missing and first_missing is not None:
                 raise CorpusError(
@@ -315,10 +322,6 @@ class PivotInstructionsTask(ItemTask):
         )
 
 
-def _new_columns() -> dict[str, list[Any]]:
-    return {name: [] for name in WORK_INSTRUCTION_SCHEMA.names}
-
-
 def _append(
     out: dict[str, list[Any]],
     messages: list[dict[str, str]],
@@ -326,19 +329,24 @@ def _append(
     fmt: str,
     corpus: str,
     split: str,
+    index: int,
 ) -> None:
-    """One pass-through row (the caller appends ``source_segment_id``)."""
-    out["id"].append(
-        content_id(PivotInstructionsTask.name, *(f"{m['role']}:{m['content']}" for m in messages))
+    """One pass-through row: the conversation as it was, in one language."""
+    append_row(
+        out,
+        id=content_id(
+            PivotInstructionsTask.name, *(f"{m['role']}:{m['content']}" for m in messages)
+        ),
+        messages=messages,
+        task=PivotInstructionsTask.name,
+        direction=f"{language}-{language}",
+        src_lang=language,
+        tgt_lang=language,
+        prompt_lang=language,
+        template_id=fmt,
+        source_corpus=corpus,
+        source_split=split,
+        source_segment_id=str(index),
+        src_text=None,
+        tgt_text=None,
     )
-    out["messages"].append(messages)
-    out["task"].append(PivotInstructionsTask.name)
-    out["direction"].append(f"{language}-{language}")
-    out["src_lang"].append(language)
-    out["tgt_lang"].append(language)
-    out["prompt_lang"].append(language)
-    out["template_id"].append(fmt)
-    out["source_corpus"].append(corpus)
-    out["source_split"].append(split)
-    out["src_text"].append(None)
-    out["tgt_text"].append(None)

@@ -20,7 +20,13 @@ from bayling_data.hashing import content_id, stable_hash, unit_interval, weighte
 from bayling_data.languages import LanguageRegistry, registry
 from bayling_data.schema import WORK_INSTRUCTION_SCHEMA, segment_languages
 from bayling_data.stage import Stage
-from bayling_data.tasks.base import LanguagesMixin, TaskContext, TaskFields
+from bayling_data.tasks.base import (
+    LanguagesMixin,
+    TaskContext,
+    TaskFields,
+    append_row,
+    new_columns,
+)
 from bayling_data.tasks.templates import (
     SYSTEM_PROMPTS,
     Template,
@@ -174,7 +180,7 @@ class TranslationTask(LanguagesMixin, Stage):
     def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         pairs = self.pairs(segment_languages(batch))
         columns = {name: batch.column(name).to_pylist() for name in batch.schema.names}
-        out: dict[str, list[object]] = {name: [] for name in WORK_INSTRUCTION_SCHEMA.names}
+        out = new_columns()
         for row in range(batch.num_rows):
             corpus, split = columns["corpus"][row], columns["split"][row]
             segment = columns["segment_id"][row]
@@ -195,25 +201,28 @@ class TranslationTask(LanguagesMixin, Stage):
                     {"role": "assistant", "content": tgt_text},
                 ]
                 system = self.system_message(src, tgt, prompt_lang, record)
-                if system is None:
-                    out["id"].append(content_id(self.name, prompt, tgt_text))
-                else:
+                row_id = content_id(self.name, prompt, tgt_text)
+                if system is not None:
                     system_id, system_text = system
                     template_id = f"{template_id}+{system_id}"
                     messages.insert(0, {"role": "system", "content": system_text})
-                    out["id"].append(content_id(self.name, system_text, prompt, tgt_text))
-                out["messages"].append(messages)
-                out["task"].append(self.name)
-                out["direction"].append(f"{src}-{tgt}")
-                out["src_lang"].append(src)
-                out["tgt_lang"].append(tgt)
-                out["prompt_lang"].append(prompt_lang)
-                out["template_id"].append(template_id)
-                out["source_corpus"].append(corpus)
-                out["source_split"].append(split)
-                out["source_segment_id"].append(segment)
-                out["src_text"].append(src_text)
-                out["tgt_text"].append(tgt_text)
+                    row_id = content_id(self.name, system_text, prompt, tgt_text)
+                append_row(
+                    out,
+                    id=row_id,
+                    messages=messages,
+                    task=self.name,
+                    direction=f"{src}-{tgt}",
+                    src_lang=src,
+                    tgt_lang=tgt,
+                    prompt_lang=prompt_lang,
+                    template_id=template_id,
+                    source_corpus=corpus,
+                    source_split=split,
+                    source_segment_id=segment,
+                    src_text=src_text,
+                    tgt_text=tgt_text,
+                )
         return pa.RecordBatch.from_pydict(out, schema=WORK_INSTRUCTION_SCHEMA)
 
     @classmethod
