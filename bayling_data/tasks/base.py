@@ -88,6 +88,15 @@ class LanguagesMixin:
         self.seed = seed
 
 
+def checked_choices(values: Iterable[str], allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """``values`` as a tuple, or a ValueError naming the unknown ones and the allowed ones."""
+    chosen = tuple(values)
+    unknown = set(chosen) - set(allowed)
+    if unknown:
+        raise ValueError(f"unknown {what} {sorted(unknown)}; expected {allowed}")
+    return chosen
+
+
 def append_row(out: dict[str, list[object]], **values: object) -> None:
     """Append one instruction row to column lists keyed by WORK_INSTRUCTION_SCHEMA's names.
 

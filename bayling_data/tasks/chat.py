@@ -37,6 +37,7 @@ from bayling_data.tasks.base import (
     TaskContext,
     TaskFields,
     append_row,
+    checked_choices,
     document_runs,
     new_columns,
 )
@@ -109,10 +110,7 @@ class ChatTask(LanguagesMixin, Stage):
     ):
         super().__init__()
         self.init_languages(pivots, targets, prompt_languages, seed, lang_registry)
-        self.modes = tuple(modes)
-        unknown = set(self.modes) - set(MODES)
-        if unknown:
-            raise ValueError(f"unknown modes {sorted(unknown)}; expected {MODES}")
+        self.modes = checked_choices(modes, MODES, "modes")
         if not 2 <= min_turns <= max_turns:
             raise ValueError(f"need 2 <= min_turns <= max_turns, got {min_turns}, {max_turns}")
         self.min_turns, self.max_turns = min_turns, max_turns

@@ -43,6 +43,7 @@ from bayling_data.tasks.base import (
     TaskContext,
     TaskFields,
     append_row,
+    checked_choices,
     document_runs,
     new_columns,
 )
@@ -154,10 +155,7 @@ class ComprehensionTask(LanguagesMixin, Stage):
     ):
         super().__init__()
         self.init_languages(pivots, targets, prompt_languages, seed, lang_registry)
-        self.kinds = tuple(kinds)
-        unknown = set(self.kinds) - set(KINDS)
-        if unknown:
-            raise ValueError(f"unknown kinds {sorted(unknown)}; expected {KINDS}")
+        self.kinds = checked_choices(kinds, KINDS, "kinds")
         templates = templates or bundled_templates("comprehension", frozenset(), _ALL_FIELDS)
         self.templates = split_by_kind(templates, TEMPLATE_KINDS)
         for code, share in self.prompt_languages:

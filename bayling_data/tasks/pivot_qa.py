@@ -36,7 +36,7 @@ from bayling_data.errors import BaylingError, CorpusError, UnknownLanguageError
 from bayling_data.hashing import content_id, stable_hash, unit_interval, weighted_choice
 from bayling_data.languages import LanguageRegistry, registry
 from bayling_data.schema import WORK_INSTRUCTION_SCHEMA
-from bayling_data.tasks.base import ItemTask, TaskContext, TaskFields
+from bayling_data.tasks.base import ItemTask, TaskContext, TaskFields, checked_choices
 from bayling_data.tasks.instructions import file_stem, iter_json_records, resolve_item_paths
 from bayling_data.tasks.templates import Template, TemplateSet, bundled_templates
 
@@ -160,10 +160,7 @@ class PivotQATask(ItemTask):
             raise ValueError("give language_field or languages (file glob -> language)")
         self.question_field, self.answer_field = question_field, answer_field
         self.context_field = context_field
-        self.variants = tuple(dict.fromkeys(variants))
-        unknown = set(self.variants) - set(VARIANTS)
-        if unknown:
-            raise ValueError(f"unknown variants {sorted(unknown)}; expected {VARIANTS}")
+        self.variants = checked_choices(dict.fromkeys(variants), VARIANTS, "variants")
         shares = prompt_languages or {"zho_Hans": 0.5, "eng_Latn": 0.5}
         self.prompt_languages = [
             (self.registry.resolve(code).code, share) for code, share in shares.items() if share > 0

@@ -25,6 +25,7 @@ from bayling_data.tasks.base import (
     TaskContext,
     TaskFields,
     append_row,
+    checked_choices,
     new_columns,
 )
 from bayling_data.tasks.templates import (
@@ -104,10 +105,7 @@ class TranslationTask(LanguagesMixin, Stage):
     ):
         super().__init__()
         self.init_languages(pivots, targets, prompt_languages, seed, lang_registry)
-        self.directions = tuple(directions)
-        unknown = set(self.directions) - set(DIRECTIONS)
-        if unknown:
-            raise ValueError(f"unknown directions {sorted(unknown)}; expected {DIRECTIONS}")
+        self.directions = checked_choices(directions, DIRECTIONS, "directions")
         self.templates = templates or load_templates(self.name)
         if not 0.0 <= system_prompt <= 1.0:
             raise ValueError(f"system_prompt is a share in [0, 1], got {system_prompt}")
