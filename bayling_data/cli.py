@@ -43,6 +43,22 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("recipe", type=Path, help="recipe YAML file")
     _add_overrides(build)
     build.add_argument("--quiet", action="store_true", help="print no progress or summary")
+    build.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted build of the same recipe, skipping its finished work",
+    )
+    build.add_argument(
+        "--executor",
+        choices=["auto", "inprocess", "processes", "ray"],
+        help="where shard work runs (default: the recipe's execution.executor, auto)",
+    )
+    build.add_argument(
+        "--workers", type=int, metavar="N", help="worker processes (default: the cores)"
+    )
+    build.add_argument(
+        "--ray-address", metavar="ADDRESS", help="join this Ray cluster (ray://head:10001, auto)"
+    )
 
     validate = commands.add_parser("validate", help="check a recipe and its sources, write nothing")
     validate.add_argument("recipe", type=Path)
@@ -132,9 +148,18 @@ def _build(args: argparse.Namespace) -> int:
     from bayling_data.recipe import load_recipe
     from bayling_data.report import build_summary
 
-    recipe = load_recipe(args.recipe, args.overrides)
+    execution = [
+        f"execution.{key}={value}"
+        for key, value in (
+            ("executor", args.executor),
+            ("workers", args.workers),
+            ("ray_address", args.ray_address),
+        )
+        if value is not None
+    ]
+    recipe = load_recipe(args.recipe, [*args.overrides, *execution])
     console = _console(stderr=True)
-    report = run_build(recipe, progress=not args.quiet and console.is_terminal)
+    report = run_build(recipe, progress=not args.quiet and console.is_terminal, resume=args.resume)
     if not args.quiet:
         build_summary(report, console)
     return 0

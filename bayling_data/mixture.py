@@ -21,6 +21,7 @@ from collections import Counter
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
 from bayling_data.config import StrictModel
@@ -61,8 +62,8 @@ class MixtureConfig(StrictModel):
 
 def row_languages(table: pa.Table, pivots: list[str]) -> np.ndarray:
     """Each row's language for balancing: the first non-pivot side, else the source."""
-    src = np.asarray(table.column("src_lang").to_pylist(), dtype=object)
-    tgt = np.asarray(table.column("tgt_lang").to_pylist(), dtype=object)
+    src = _objects(table.column("src_lang"))
+    tgt = _objects(table.column("tgt_lang"))
     pivot_src = np.isin(src, pivots)
     return np.where(pivot_src & ~np.isin(tgt, pivots), tgt, src)
 
@@ -117,10 +118,39 @@ def apply_mixture(
     seed: int,
 ) -> tuple[pa.Table, dict[str, object]]:
     """Keep the rows the mixture asks for; returns them, in order, and the realised mixture."""
+    keep, report = mixture_keep(table, weights, config, pivots, seed)
+    return table.filter(pa.array(keep)), report
+
+
+def _objects(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A string column as a numpy object array whose equal values share one Python string
+    (a few bytes a row, where ``to_pylist`` would make a string per row)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    encoded = pc.dictionary_encode(column)
+    values = np.asarray([*encoded.dictionary.to_pylist(), None], dtype=object)
+    indices = pc.fill_null(encoded.indices, len(values) - 1).to_numpy(zero_copy_only=False)
+    return values[indices]
+
+
+def mixture_keep(
+    table: pa.Table,
+    weights: dict[str, float],
+    config: MixtureConfig,
+    pivots: list[str],
+    seed: int,
+    keys: np.ndarray | None = None,
+) -> tuple[np.ndarray, dict[str, object]]:
+    """Which rows the mixture keeps (a mask) and the realised mixture. ``table`` needs the
+    columns task, src_lang, tgt_lang and direction, and id unless the rows' sampling ``keys``
+    (``stable_hash(seed, "mix", id)``) are given."""
     n = table.num_rows
-    ids = table.column("id").to_pylist()
-    keys = np.fromiter((stable_hash(seed, "mix", i) for i in ids), dtype=np.uint64, count=n)
-    tasks = np.asarray(table.column("task").to_pylist(), dtype=object)
+    if keys is None:
+        ids = table.column("id").to_pylist()
+        keys = np.fromiter((stable_hash(seed, "mix", i) for i in ids), dtype=np.uint64, count=n)
+    tasks = _objects(table.column("task"))
     languages = row_languages(table, pivots)
     keep = np.zeros(n, dtype=bool)
     report: dict[str, object] = {"tasks": {}}
@@ -187,7 +217,7 @@ def apply_mixture(
 
     # 3. Direction quotas.
     if config.direction_quotas:
-        directions = np.asarray(table.column("direction").to_pylist(), dtype=object)
+        directions = _objects(table.column("direction"))
         for direction, quota in config.direction_quotas.items():
             rows = np.flatnonzero(keep & (directions == direction))
             if len(rows) > quota:
@@ -195,4 +225,4 @@ def apply_mixture(
                 keep[_take_first(keys, rows, quota)] = True
         report["direction_quotas"] = dict(config.direction_quotas)
     report["config"] = config.model_dump(mode="json")
-    return table.filter(pa.array(keep)), report
+    return keep, report

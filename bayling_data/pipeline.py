@@ -1,19 +1,22 @@
 """Run a recipe: sources -> segment filters -> task generators -> instruction filters -> shards.
 
-The flow is written as a plan of stages over input batches, with data handed between the
-generation pass and the writing pass through an Arrow file on disk, so that a later executor can
-run the per-batch stages in other processes or machines without changing them.
+The driver reads the sources once, cutting them into work shards on disk; then every leg of the
+chain (see :mod:`bayling_data.legs`) runs shard by shard on the executor, global steps in between;
+the driver applies the mixture, and writes the kept rows, split and ordered, as the output shards.
+Everything between the phases is a file in the build's work folder, so the executor (this
+process, a process pool, Ray) never changes the output, and an interrupted build resumes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,18 +27,43 @@ import pyarrow.compute as pc
 
 from bayling_data import __version__
 from bayling_data.errors import BaylingError, RecipeError
+from bayling_data.executors import Executor, make_executor
 from bayling_data.filters import InstructionFilter, SegmentFilter, build_filter
-from bayling_data.hashing import stable_hash, unit_interval
-from bayling_data.io.shards import ShardInfo, write_dataset_dict, write_split
+from bayling_data.io.shards import SplitWriter, write_dataset_dict
 from bayling_data.io.staging import MANIFEST_NAME, check_output_dir, staged_output
-from bayling_data.mixture import apply_mixture
+from bayling_data.io.workdir import (
+    ArrowSink,
+    WorkDir,
+    open_work_dir,
+    read_table,
+    read_tables,
+    update_state,
+    work_dir_for,
+    write_arrow,
+)
+from bayling_data.legs import (
+    ORDER_COLUMNS,
+    PROJECTION_SCHEMA,
+    Job,
+    Layout,
+    Stages,
+    input_path,
+    keep_path,
+    projection_path,
+    recipe_key,
+    run_job,
+    task_name,
+)
+from bayling_data.mixture import mixture_keep
 from bayling_data.recipe import Recipe
 from bayling_data.schema import INSTRUCTION_SCHEMA
 from bayling_data.sources import Source, build_source
 from bayling_data.stage import Stage, StageStats
-from bayling_data.tasks import ItemTask, TaskContext, build_task
+from bayling_data.tasks import TaskContext, build_task
 
 MANIFEST_FORMAT = "bayling-data-manifest/1"
+# Rows per ordering bucket, about: the most rows the final write holds in memory at once.
+BUCKET_ROWS = 200_000
 COUNT_COLUMNS = ("task", "direction", "src_lang", "tgt_lang", "prompt_lang")
 
 
@@ -45,16 +73,26 @@ class BuildPlan:
 
     recipe: Recipe
     sources: list[Source]
-    segment_filters: list[SegmentFilter]
-    tasks: list[Stage]
-    instruction_filters: list[InstructionFilter]
+    built: Stages
     pivots: list[str]
     targets: list[str]
     absent_languages: list[str]
 
     @property
+    def segment_filters(self) -> list[Stage]:
+        return self.built.segment_filters
+
+    @property
+    def tasks(self) -> list[Stage]:
+        return self.built.tasks
+
+    @property
+    def instruction_filters(self) -> list[Stage]:
+        return self.built.instruction_filters
+
+    @property
     def stages(self) -> list[Stage]:
-        return [*self.segment_filters, *self.tasks, *self.instruction_filters]
+        return self.built.all
 
 
 @dataclass
@@ -100,22 +138,30 @@ def plan_build(recipe: Recipe) -> BuildPlan:
     targets = sorted((set(explicit) if explicit is not None else present) - set(pivots))
     targets = [code for code in targets if code in present]
     absent = sorted(set(explicit or []) - present) if explicit is not None else []
-    filters = [
-        _keyed(f"filters.{i}", build_filter, config) for i, config in enumerate(recipe.filters)
-    ]
-    context = TaskContext(pivots=pivots, targets=set(targets), seed=recipe.seed)
     return BuildPlan(
         recipe=recipe,
         sources=sources,
+        built=build_stages(recipe, pivots, set(targets)),
+        pivots=pivots,
+        targets=targets,
+        absent_languages=absent,
+    )
+
+
+def build_stages(recipe: Recipe, pivots: list[str], targets: set[str]) -> Stages:
+    """The recipe's filters and tasks, constructed; what a worker needs (no source is opened)."""
+    filters = [
+        _keyed(f"filters.{i}", build_filter, config) for i, config in enumerate(recipe.filters)
+    ]
+    context = TaskContext(pivots=pivots, targets=targets, seed=recipe.seed)
+    return Stages(
         segment_filters=[f for f in filters if isinstance(f, SegmentFilter)],
         tasks=[
             _keyed(f"tasks.{i}", build_task, config, context)
             for i, config in enumerate(recipe.tasks)
         ],
         instruction_filters=[f for f in filters if isinstance(f, InstructionFilter)],
-        pivots=pivots,
-        targets=targets,
-        absent_languages=absent,
+        task_names=[task_name(config) for config in recipe.tasks],
     )
 
 
@@ -149,88 +195,6 @@ class _Progress:
             yield lambda n: bar.advance(task, n)
 
 
-def _generate(plan: BuildPlan, spill: Path, progress: _Progress, seconds: dict[str, float]) -> int:
-    """The per-batch pass: every source batch through every stage, instructions spilled to disk."""
-    rows = 0
-    with pa.OSFile(str(spill), "wb") as sink, pa.ipc.new_stream(sink, INSTRUCTION_SCHEMA) as out:
-        for source in plan.sources:
-            with progress.track(f"reading {source.corpus}", source.num_segments) as advance:
-                batches = source.iter_batches()
-                while True:
-                    started = time.perf_counter()
-                    batch = next(batches, None)
-                    seconds["load"] = seconds.get("load", 0.0) + time.perf_counter() - started
-                    if batch is None:
-                        break
-                    for segment_filter in plan.segment_filters:
-                        batch = segment_filter(batch)
-                    for config, task in zip(plan.recipe.tasks, plan.tasks, strict=True):
-                        if isinstance(task, ItemTask):
-                            continue
-                        rows += _finish(plan, config, task(batch), out)
-                    advance(batch.num_rows)
-        # Item tasks read their own inputs (QA items, instruction sets), once.
-        for config, task in zip(plan.recipe.tasks, plan.tasks, strict=True):
-            if isinstance(task, ItemTask):
-                with progress.track(f"generating {task_name(config)}", None) as advance:
-                    for instructions in task.generate():
-                        rows += _finish(plan, config, instructions, out)
-                        advance(instructions.num_rows)
-    return rows
-
-
-def task_name(config: object) -> str:
-    """The name a task's rows carry in the `task` column: its `name`, else its type."""
-    return getattr(config, "name", None) or config.type  # type: ignore[attr-defined]
-
-
-def _finish(plan: BuildPlan, config: object, instructions: pa.RecordBatch, out) -> int:
-    """Name, filter and spill one batch of generated instructions; returns the rows spilled."""
-    name = task_name(config)
-    if instructions.num_rows and name != config.type:  # type: ignore[attr-defined]
-        index = instructions.schema.get_field_index("task")
-        instructions = instructions.set_column(
-            index, instructions.schema.field(index), pa.array([name] * instructions.num_rows)
-        )
-    for instruction_filter in plan.instruction_filters:
-        instructions = instruction_filter(instructions)
-    if instructions.num_rows:
-        # Work columns stay behind: only output columns are spilled.
-        out.write_batch(instructions.select(INSTRUCTION_SCHEMA.names))
-    return instructions.num_rows
-
-
-def _hash_column(values: list[str], *salt: object) -> np.ndarray:
-    return np.fromiter((stable_hash(*salt, v) for v in values), dtype=np.uint64, count=len(values))
-
-
-def _split(table: pa.Table, recipe: Recipe) -> dict[str, pa.Table]:
-    """Train and an optional validation split, chosen per source segment: every instruction made
-    from one sentence lands in the same split, so validation never shares a sentence with train."""
-    fraction = recipe.output.validation_fraction
-    if fraction <= 0:
-        return {"train": table}
-    corpus = table.column("source_corpus").to_pylist()
-    split = table.column("source_split").to_pylist()
-    segment = table.column("source_segment_id").to_pylist()
-    held = np.fromiter(
-        (
-            unit_interval(recipe.seed, "validation", c, s, g) < fraction
-            for c, s, g in zip(corpus, split, segment, strict=True)
-        ),
-        dtype=bool,
-        count=table.num_rows,
-    )
-    return {"train": table.filter(pa.array(~held)), "validation": table.filter(pa.array(held))}
-
-
-def _order(table: pa.Table, recipe: Recipe) -> pa.Table:
-    if not recipe.output.shuffle or table.num_rows < 2:
-        return table
-    keys = _hash_column(table.column("id").to_pylist(), recipe.seed, "order")
-    return table.take(pa.array(np.argsort(keys, kind="stable")))
-
-
 def count_rows(table: pa.Table) -> dict[str, dict[str, int]]:
     """Rows per value of each of :data:`COUNT_COLUMNS`, and per language on either side."""
     counts: dict[str, dict[str, int]] = {}
@@ -255,14 +219,6 @@ def count_rows(table: pa.Table) -> dict[str, dict[str, int]]:
     return counts
 
 
-def _funnel_entry(stage: Stage) -> dict[str, object]:
-    entry = stage.stats.to_dict()
-    details = stage.details()
-    if details:
-        entry["details"] = details
-    return entry
-
-
 def _sha256_of_files(paths: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in sorted(paths):
@@ -275,9 +231,17 @@ def _templates_sha256() -> str:
     return _sha256_of_files(sorted(folder.glob("*.yaml")))
 
 
+def recipe_record(recipe: Recipe) -> dict[str, Any]:
+    """The recipe as the manifest keeps it: without ``execution``, which changes how a build runs,
+    never what it writes (so that builds on 1 or 16 workers have the same manifest)."""
+    content = recipe.model_dump(mode="json")
+    del content["execution"]
+    return content
+
+
 def signature(recipe: Recipe) -> str:
     """A compact string naming everything that determines the output, sacreBLEU style."""
-    content = recipe.model_dump(mode="json")
+    content = recipe_record(recipe)
     del content["output"]["dir"]  # where the output goes does not change what it holds
     recipe_json = json.dumps(content, sort_keys=True, ensure_ascii=False)
     recipe_hash = hashlib.sha256(recipe_json.encode("utf-8")).hexdigest()[:12]
@@ -287,67 +251,274 @@ def signature(recipe: Recipe) -> str:
     )
 
 
-def run_build(recipe: Recipe, *, progress: bool = False) -> BuildReport:
-    """Build the recipe's output folder. Raises :class:`BaylingError` on a user's mistake."""
+# --- the phases of a build ------------------------------------------------------------------------
+
+
+def _read_sources(
+    plan: BuildPlan, work: WorkDir, progress: _Progress, seconds: dict[str, float]
+) -> dict[str, Any]:
+    """Cut the sources into work shards: consecutive whole batches (a document is never split),
+    at most ``execution.shard_segments`` segments each, one source per shard."""
+    limit = plan.recipe.execution.shard_segments
+    shards: list[dict[str, Any]] = []
+    for source_index, source in enumerate(plan.sources):
+        sink: ArrowSink | None = None
+        with progress.track(f"reading {source.corpus}", source.num_segments) as advance:
+            batches = source.iter_batches()
+            while True:
+                started = time.perf_counter()
+                batch = next(batches, None)
+                seconds["read"] = seconds.get("read", 0.0) + time.perf_counter() - started
+                if batch is None:
+                    break
+                if sink is not None and sink.rows + batch.num_rows > limit and sink.rows:
+                    sink.commit()
+                    sink = None
+                if sink is None:
+                    shards.append({"source": source_index, "segments": 0})
+                    sink = ArrowSink(input_path(work, len(shards) - 1), batch.schema)
+                sink.write(batch)
+                shards[-1]["segments"] = sink.rows
+                advance(batch.num_rows)
+        if sink is not None:
+            sink.commit()
+    return {"shards": shards, "sources": [source.describe() for source in plan.sources]}
+
+
+def _run_jobs(executor: Executor, work: WorkDir, jobs: list[Job]) -> None:
+    """Run the jobs not yet marked done."""
+    executor.map(run_job, [job for job in jobs if not work.done(job.name)])
+
+
+def _merge_reports(stages: Stages, reports: list[dict[str, Any]]) -> list[tuple[StageStats, Any]]:
+    """Every stage's counters and details, its shards' added up."""
+    merged: list[tuple[StageStats, Any]] = [
+        (StageStats(stage.name, stage.level), None) for stage in stages.all
+    ]
+    for report in reports:
+        for position, entry in report.items():
+            stats, details = merged[int(position)]
+            stats.merge(StageStats.from_raw(entry["stats"]))
+            merged[int(position)] = (stats, _add(details, entry["details"]))
+    return merged
+
+
+def _funnel_entry(stats: StageStats, details: Any) -> dict[str, Any]:
+    entry = stats.to_dict()
+    if details:
+        entry["details"] = details
+    return entry
+
+
+def _add(total: Any, more: Any) -> Any:
+    """Counters added key by key (nested dicts of numbers); None is nothing."""
+    if more is None:
+        return total
+    if total is None:
+        return more
+    if isinstance(total, dict):
+        keys = list(total) + [key for key in more if key not in total]
+        return {key: _add(total.get(key), more.get(key)) for key in keys}
+    return total + more
+
+
+def _mixture(plan: BuildPlan, work: WorkDir, shards: list[int]) -> tuple[dict[str, Any], int]:
+    """Apply the mixture to the projections of every shard's rows; write each shard's keep mask.
+    Returns the realised mixture and the rows kept."""
+    weights: dict[str, float] = {}
+    for config in plan.recipe.tasks:
+        name = task_name(config)
+        weights[name] = weights.get(name, 0.0) + config.weight
+    projections = [read_table(projection_path(work, shard)) for shard in shards]
+    sizes = [table.num_rows for table in projections]
+    table = pa.concat_tables(projections, promote_options="permissive") if projections else None
+    if table is None or table.num_rows == 0:
+        keep = np.zeros(0, dtype=bool)
+        _, report = mixture_keep(
+            PROJECTION_SCHEMA.empty_table(), weights, plan.recipe.mixture, plan.pivots,
+            plan.recipe.seed, keys=np.zeros(0, np.uint64),
+        )  # fmt: skip
+    else:
+        keep, report = mixture_keep(
+            table,
+            weights,
+            plan.recipe.mixture,
+            plan.pivots,
+            plan.recipe.seed,
+            keys=table.column("mix_key").to_numpy(),
+        )
+    start = 0
+    for shard, size in zip(shards, sizes, strict=True):
+        write_arrow(keep_path(work, shard), pa.table({"keep": keep[start : start + size]}))
+        start += size
+    return report, int(keep.sum())
+
+
+def _write_output(
+    plan: BuildPlan, work: WorkDir, staging: Path, rows: dict[str, int], shards: list[int]
+) -> dict[str, Any]:
+    """Write each split's buckets in order as the output shards; returns the splits' manifest."""
+    recipe = plan.recipe
+    splits: dict[str, Any] = {}
+    for split, total in rows.items():
+        writer = SplitWriter(
+            staging / split, INSTRUCTION_SCHEMA, recipe.output.rows_per_shard, total
+        )
+        counts: dict[str, dict[str, int]] = {}
+        folder = work / f"final/buckets/{split}"
+        buckets = sorted(folder.glob("bucket-*")) if folder.is_dir() else []
+        for bucket in buckets:
+            table = pa.concat_tables(read_tables(sorted(bucket.glob("shard-*.arrow"))))
+            table = table.sort_by([(name, "ascending") for name in ORDER_COLUMNS])
+            table = table.drop_columns(list(ORDER_COLUMNS))
+            writer.write(table)
+            counts = _add(counts, count_rows(table)) if counts else count_rows(table)
+        shard_info = writer.close()
+        splits[split] = {
+            "rows": total,
+            "shards": [shard.to_dict() for shard in shard_info],
+            "counts": _sorted_counts(counts)
+            if counts
+            else count_rows(INSTRUCTION_SCHEMA.empty_table()),
+        }
+    write_dataset_dict(staging, list(rows))
+    return splits
+
+
+def _sorted_counts(counts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    return {column: dict(sorted(values.items())) for column, values in counts.items()}
+
+
+def run_build(
+    recipe: Recipe,
+    *,
+    progress: bool = False,
+    resume: bool = False,
+    executor: Executor | None = None,
+) -> BuildReport:
+    """Build the recipe's output folder. Raises :class:`BaylingError` on a user's mistake.
+
+    ``resume`` continues an interrupted build of the same recipe from its work folder; an
+    ``executor`` (default: the one ``recipe.execution`` names) runs the shard-level work.
+    """
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     plan = plan_build(recipe)
     out_dir = Path(recipe.output.dir)
     check_output_dir(out_dir)
+    stages, legs = plan.built, plan.built.cut()
+    tasks_leg = next(leg.index for leg in legs if leg.has_tasks)
     seconds["plan"] = time.perf_counter() - started
-    bar = _Progress(progress)
-    with staged_output(out_dir) as staging:
-        work = staging / "_work"
-        work.mkdir()
-        spill = work / "instructions.arrow"
+    work, _ = open_work_dir(
+        work_dir_for(out_dir),
+        {"signature": signature(recipe), "shard_segments": recipe.execution.shard_segments},
+        resume,
+    )
+    try:
         phase = time.perf_counter()
-        _generate(plan, spill, bar, seconds)
-        seconds["generate"] = time.perf_counter() - phase - seconds.get("load", 0.0)
-        phase = time.perf_counter()
-        with pa.memory_map(str(spill)) as source:
-            table = pa.ipc.open_stream(source).read_all()
-        weights: dict[str, float] = {}
-        for config in recipe.tasks:
-            name = task_name(config)
-            weights[name] = weights.get(name, 0.0) + config.weight
-        table, mixture = apply_mixture(table, weights, recipe.mixture, plan.pivots, recipe.seed)
-        splits = {name: _order(part, recipe) for name, part in _split(table, recipe).items()}
-        shard_info: dict[str, list[ShardInfo]] = {}
-        for name, part in splits.items():
-            shard_info[name] = write_split(part, staging / name, recipe.output.rows_per_shard)
-        write_dataset_dict(staging, list(splits))
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "signature": signature(recipe),
-            "bayling_data_version": __version__,
-            "seed": recipe.seed,
-            "recipe": recipe.model_dump(mode="json"),
-            "languages": {
-                "pivots": plan.pivots,
-                "targets": plan.targets,
-                "requested_but_absent": plan.absent_languages,
-            },
-            "sources": [source.describe() for source in plan.sources],
-            "funnel": [_funnel_entry(stage) for stage in plan.stages],
-            "mixture": mixture,
-            "splits": {
-                name: {
-                    "rows": part.num_rows,
-                    "shards": [shard.to_dict() for shard in shard_info[name]],
-                    "counts": count_rows(part),
-                }
-                for name, part in splits.items()
-            },
-        }
-        del table, splits
-        for path in work.iterdir():
-            path.unlink()
-        work.rmdir()
-        (staging / MANIFEST_NAME).write_text(
-            json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        if not work.done("read"):
+            work.mark("read", _read_sources(plan, work, _Progress(progress), seconds))
+        read = work.report("read")
+        layout = Layout(len(read["shards"]), tuple(stages.item_tasks))
+        update_state(work, shards=layout.input_shards)
+        seconds["read"] = time.perf_counter() - phase
+        base = Job(
+            kind="leg",
+            recipe=recipe,
+            recipe_key=recipe_key(recipe),
+            pivots=tuple(plan.pivots),
+            targets=tuple(plan.targets),
+            work=str(work.root),
+            layout=layout,
         )
+        most_shards = layout.input_shards + len(layout.item_tasks)
+        owned = executor is None
+        if executor is None:
+            execution = recipe.execution
+            executor = make_executor(
+                execution.executor,
+                execution.workers,
+                ray_address=execution.ray_address,
+                work_items=max(most_shards, execution.partitions),
+            )
+        try:
+            phase = time.perf_counter()
+            for leg in legs:
+                if leg.opens_with is not None:
+                    stage = stages.stage(leg.opens_with)
+                    parts = recipe.execution.partitions if stage.partitioned else 1  # type: ignore[union-attr]
+                    _run_jobs(
+                        executor,
+                        work,
+                        [
+                            replace(base, kind="decide", index=leg.index, part=p)
+                            for p in range(parts)
+                        ],
+                    )
+                shards = layout.shards(leg, tasks_leg)
+                _run_jobs(executor, work, [replace(base, index=leg.index, shard=k) for k in shards])
+            seconds["stages"] = time.perf_counter() - phase
+            phase = time.perf_counter()
+            final_shards = layout.shards(legs[-1], tasks_leg)
+            if not work.done("mixture"):
+                mixture, kept = _mixture(plan, work, final_shards)
+                work.mark("mixture", {"mixture": mixture, "kept": kept})
+            mixed = work.report("mixture")
+            bits = max(0, math.ceil(math.log2(max(1, mixed["kept"]) / BUCKET_ROWS)))
+            _run_jobs(
+                executor,
+                work,
+                [replace(base, kind="route", shard=k, bucket_bits=bits) for k in final_shards],
+            )
+        finally:
+            if owned:
+                executor.close()
+        rows: dict[str, int] = {}
+        for shard in final_shards:
+            for split, n in work.report(replace(base, kind="route", shard=shard).name)[
+                "rows"
+            ].items():
+                rows[split] = rows.get(split, 0) + n
+        if not rows:
+            rows = {"train": 0}
+            if recipe.output.validation_fraction > 0:
+                rows["validation"] = 0
+        reports = [
+            work.report(replace(base, index=leg.index, shard=k).name)
+            for leg in legs
+            for k in layout.shards(leg, tasks_leg)
+        ]
+        stage_counts = _merge_reports(stages, reports)
+        with staged_output(out_dir) as staging:
+            splits = _write_output(plan, work, staging, rows, final_shards)
+            manifest = {
+                "format": MANIFEST_FORMAT,
+                "signature": signature(recipe),
+                "bayling_data_version": __version__,
+                "seed": recipe.seed,
+                "recipe": recipe_record(recipe),
+                "languages": {
+                    "pivots": plan.pivots,
+                    "targets": plan.targets,
+                    "requested_but_absent": plan.absent_languages,
+                },
+                "sources": read["sources"],
+                "funnel": [_funnel_entry(*merged) for merged in stage_counts],
+                "mixture": mixed["mixture"],
+                "splits": splits,
+            }
+            (staging / MANIFEST_NAME).write_text(
+                json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
         seconds["write"] = time.perf_counter() - phase
+    except BaylingError:
+        work.remove()  # a user's mistake: nothing to resume
+        raise
+    work.remove()
     seconds["total"] = time.perf_counter() - started
     return BuildReport(
-        out_dir=out_dir, manifest=manifest, stats=[s.stats for s in plan.stages], seconds=seconds
+        out_dir=out_dir,
+        manifest=manifest,
+        stats=[stats for stats, _ in stage_counts],
+        seconds=seconds,
     )

@@ -14,7 +14,7 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
@@ -54,6 +54,31 @@ class OutputConfig(StrictModel):
     shuffle: bool = True
 
 
+class ExecutionConfig(StrictModel):
+    """How a build runs. None of it changes what the output holds, so it is left out of the
+    manifest's recipe and the signature: 1 worker, 16 or a Ray cluster give the same bytes."""
+
+    executor: Literal["auto", "inprocess", "processes", "ray"] = Field(
+        default="auto",
+        description="auto: a process pool over the cores, or this process when one worker would "
+        "do; inprocess; processes; ray (the [ray] extra).",
+    )
+    workers: int | None = Field(
+        default=None, gt=0, description="Worker processes (processes, ray); default the cores."
+    )
+    ray_address: str | None = Field(
+        default=None, description="A Ray cluster to join (ray://host:10001, auto); default local."
+    )
+    shard_segments: int = Field(
+        default=50_000,
+        gt=0,
+        description="Segments per work shard: the unit of parallel work and of resuming.",
+    )
+    partitions: int = Field(
+        default=8, gt=0, description="Hash partitions of a global step's keys (dedup)."
+    )
+
+
 class Recipe(StrictModel):
     name: str = Field(min_length=1)
     description: str = ""
@@ -70,6 +95,7 @@ class Recipe(StrictModel):
     filters: list[FilterConfig] = Field(default_factory=list)
     mixture: MixtureConfig = Field(default_factory=MixtureConfig)
     output: OutputConfig
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
     @field_validator("pivot_languages")
     @classmethod

@@ -63,6 +63,24 @@ class StageStats:
         for key, entry in other.by_key.items():
             self.count(key, entry["in"], entry["dropped"], entry["reasons"])
 
+    def to_raw(self) -> dict[str, Any]:
+        """Everything counted, as JSON (a work shard's report to the driver)."""
+        return {
+            "name": self.name,
+            "level": self.level,
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "seconds": self.seconds,
+            "by_key": self.by_key,
+        }
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, Any]) -> StageStats:
+        stats = cls(raw["name"], raw["level"], raw["rows_in"], raw["rows_out"], raw["seconds"])
+        for key, entry in raw["by_key"].items():
+            stats.count(key, entry["in"], entry["dropped"], entry["reasons"])
+        return stats
+
     @property
     def dropped(self) -> int:
         return sum(entry["dropped"] for entry in self.by_key.values())
@@ -120,16 +138,25 @@ class Stage(ABC):
         """Stage-specific counters the manifest keeps beside the funnel entry (None: nothing)."""
         return None
 
+    def reset_counters(self) -> None:
+        """Start counting afresh (each work shard reports its own counts; the driver adds them).
+        Stages with counters of their own beside :attr:`stats` extend this."""
+        self.stats = StageStats(self.name, self.level)
+
     @abstractmethod
     def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """Transform one batch."""
 
     def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        return self.timed(self.process, batch)
+
+    def timed(self, step: Any, batch: pa.RecordBatch, *args: Any) -> pa.RecordBatch:
+        """Run ``step(batch, *args)`` (after :meth:`setup`, once) and count rows and time."""
         if not self._ready:
             self.setup()
             self._ready = True
         started = time.perf_counter()
-        result = self.process(batch)
+        result = step(batch, *args)
         self.stats.seconds += time.perf_counter() - started
         self.stats.rows_in += batch.num_rows
         self.stats.rows_out += result.num_rows

@@ -58,12 +58,18 @@ class SegmentFilter(Stage):
             texts = self.transform(column, name)
             # Only present sides are scored: a filter never sees (or counts) an absent side.
             reasons = self.reject_reasons(self.score(texts.filter(present), name), name)
-            self.stats.count_by(pa.array([name] * n_present, pa.string()), reasons)
-            dropped = pc.replace_with_mask(
-                pa.array([False] * len(column)), present, pc.is_valid(reasons)
-            )
-            columns.append(pc.if_else(pc.and_not(present, dropped), texts, _NO_REASON))
+            columns.append(self.drop_sides(texts, name, present, reasons))
         return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
+
+    def drop_sides(
+        self, texts: pa.Array, lang: str, present: pa.Array, reasons: pa.Array
+    ) -> pa.Array:
+        """Count the present sides' reasons (null: kept) and null the dropped sides."""
+        self.stats.count_by(pa.array([lang] * len(reasons), pa.string()), reasons)
+        dropped = pc.replace_with_mask(
+            pa.array([False] * len(texts)), present, pc.is_valid(reasons)
+        )
+        return pc.if_else(pc.and_not(present, dropped), texts, _NO_REASON)
 
 
 class InstructionFilter(Stage):
@@ -85,6 +91,9 @@ class InstructionFilter(Stage):
     def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         if batch.num_rows == 0:
             return batch
-        reasons = self.reject_reasons(self.score(batch), batch)
+        return self.drop_rows(batch, self.reject_reasons(self.score(batch), batch))
+
+    def drop_rows(self, batch: pa.RecordBatch, reasons: pa.Array) -> pa.RecordBatch:
+        """Count each row's reason (null: kept) per direction and drop the rows that have one."""
         self.stats.count_by(batch.column("direction"), reasons)
         return batch.filter(pc.is_null(reasons))

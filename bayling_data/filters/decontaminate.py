@@ -194,6 +194,10 @@ class Decontaminate(SegmentFilter):
         """What the manifest keeps: rows removed per eval set."""
         return {"removed_by_eval_set": dict(self.removed_by_eval_set)}
 
+    def reset_counters(self) -> None:
+        super().reset_counters()
+        self.removed_by_eval_set = dict.fromkeys(self.removed_by_eval_set, 0)
+
     # -- matching units ----------------------------------------------------------------------------
 
     def unit(self, lang: str) -> tuple[Literal["chars", "words"], int]:

@@ -21,7 +21,7 @@ same text" means the same thing in all three.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
 from typing import Literal
 
@@ -34,6 +34,12 @@ from pydantic import Field, model_validator
 
 from bayling_data.config import StrictModel
 from bayling_data.filters.base import InstructionFilter
+from bayling_data.filters.global_filter import (
+    ENTRY_SCHEMA,
+    GlobalFilter,
+    key_table,
+    reasons_from_mask,
+)
 from bayling_data.filters.matching import is_unspaced, normalize_for_matching
 
 NearDedupField = Literal["pair", "source", "target", "messages"]
@@ -307,7 +313,7 @@ class NearDedupConfig(StrictModel):
         return self
 
 
-class NearDedup(InstructionFilter):
+class NearDedup(InstructionFilter, GlobalFilter):
     """Drop a row whose shingle set nearly repeats an earlier kept row's (reason "near duplicate").
 
     Stateful like :class:`~bayling_data.filters.dedup.ExactDedup`: a global step whose memory is
@@ -316,6 +322,7 @@ class NearDedup(InstructionFilter):
     """
 
     name = "near_dedup"
+    partitioned = False
 
     def __init__(
         self,
@@ -455,28 +462,73 @@ class NearDedup(InstructionFilter):
         signatures = np.array(matrix.to_rows(), dtype=np.uint32).reshape(-1, self.num_perm)
         return present, signatures
 
-    def score(self, batch: pa.RecordBatch) -> pa.Array:
-        """True for a row whose bands meet an earlier kept row's (this batch or any before);
-        the kept rows' bands join the index. Rows with no text are never duplicates here."""
-        duplicate = np.zeros(batch.num_rows, bool)
+    def band_keys(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
+        """The rows that have shingles, and their ``(rows, bands)`` LSH band hashes."""
         rows, signatures = self.signatures(*self.shingle_hashes(batch), batch.num_rows)
         if not rows.size:
-            return pa.array(duplicate)
-        hashes = band_hashes(signatures, self.bands, self.rows)
+            return rows, np.zeros((0, self.bands), np.uint64)
+        return rows, band_hashes(signatures, self.bands, self.rows)
+
+    def _repeats(self, hashes: np.ndarray) -> np.ndarray:
+        """Positions (in order) whose bands meet an earlier kept row's, this call's or any
+        before; the kept rows' bands join the index."""
         earlier = self.index.contains(hashes.ravel()).reshape(hashes.shape).any(axis=1)
-        # Within the batch, in order: a row meeting an earlier kept row of the batch goes too.
         seen: set[int] = set()
         kept: list[int] = []
+        repeated: list[int] = []
         for position, (row_hashes, old) in enumerate(
             zip(hashes.tolist(), earlier.tolist(), strict=True)
         ):
             if old or not seen.isdisjoint(row_hashes):
-                duplicate[rows[position]] = True
+                repeated.append(position)
                 continue
             seen.update(row_hashes)
             kept.append(position)
         self.index.add(hashes[kept].ravel())
+        return np.asarray(repeated, dtype=np.int64)
+
+    def score(self, batch: pa.RecordBatch) -> pa.Array:
+        """True for a row whose bands meet an earlier kept row's (this batch or any before);
+        the kept rows' bands join the index. Rows with no text are never duplicates here."""
+        duplicate = np.zeros(batch.num_rows, bool)
+        rows, hashes = self.band_keys(batch)
+        if rows.size:
+            duplicate[rows[self._repeats(hashes)]] = True
         return pa.array(duplicate)
+
+    # -- as a shard-level step ---------------------------------------------------------------------
+
+    def keys(self, batch: pa.RecordBatch) -> pa.Table:
+        rows, hashes = self.band_keys(batch)
+        return key_table(
+            hashes.ravel(), np.repeat(rows, self.bands), np.tile(np.arange(self.bands), rows.size)
+        )
+
+    def decide(self, shards: Iterator[tuple[int, pa.Table]]) -> pa.Table:
+        """Greedy, as in one process: shard by shard in order, each row against the kept rows
+        before it. Memory: the kept rows' band hashes."""
+        self.index = HashSet64()
+        found = []
+        for shard, keys in shards:
+            rows = keys.column("row").to_numpy()[:: self.bands]
+            hashes = keys.column("key").to_numpy().reshape(-1, self.bands)
+            repeated = rows[self._repeats(hashes)]
+            found.append(
+                pa.table(
+                    [
+                        pa.array(np.full(repeated.size, shard, np.uint32)),
+                        pa.array(repeated.astype(np.uint32)),
+                        pa.array(np.zeros(repeated.size, np.uint16)),
+                    ],
+                    schema=ENTRY_SCHEMA,
+                )
+            )
+        return pa.concat_tables(found) if found else ENTRY_SCHEMA.empty_table()
+
+    def apply(self, batch: pa.RecordBatch, masks: dict[int, np.ndarray]) -> pa.RecordBatch:
+        return self.drop_rows(
+            batch, reasons_from_mask(masks.get(0), batch.num_rows, NEAR_DUPLICATE)
+        )
 
     def reject_reasons(self, scores: pa.Array, batch: pa.RecordBatch) -> pa.Array:
         return pc.if_else(scores, pa.scalar(NEAR_DUPLICATE), pa.scalar(None, pa.string()))

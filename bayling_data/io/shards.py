@@ -55,44 +55,120 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+BATCH_ROWS = 1000  # rows per record batch inside a shard file, whatever the input's chunking
+
+
+def _hf_schema(schema: pa.Schema) -> tuple[pa.Schema, dict[str, object]]:
+    features = _features_json(schema)
+    metadata = {"huggingface": json.dumps({"info": {"features": features}}, ensure_ascii=False)}
+    return schema.with_metadata(metadata), features
+
+
+class SplitWriter:
+    """Writes one split as ``data-XXXXX-of-NNNNN.arrow`` shards plus the ``datasets`` metadata,
+    from tables handed over in order (a split never needs to be in memory whole).
+
+    The total row count is known in advance (it names the files); rows are re-cut into batches of
+    :data:`BATCH_ROWS`, so the bytes depend on the rows alone, not on how they arrived.
+    """
+
+    def __init__(self, folder: Path, schema: pa.Schema, rows_per_shard: int, total_rows: int):
+        folder.mkdir(parents=True, exist_ok=False)
+        self.folder = folder
+        self.schema, self.features = _hf_schema(schema)
+        self.rows_per_shard = rows_per_shard
+        self.total_rows = total_rows
+        self.n_shards = max(1, math.ceil(total_rows / rows_per_shard))
+        self.shards: list[ShardInfo] = []
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._writer: pa.ipc.RecordBatchStreamWriter | None = None
+        self._sink: pa.OSFile | None = None
+        self._in_shard = 0
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self._pending.append(table.replace_schema_metadata(self.schema.metadata))
+            self._pending_rows += table.num_rows
+            self._drain(final=False)
+
+    def _drain(self, final: bool) -> None:
+        while self._pending_rows:
+            if self._writer is None:
+                self._open()
+            room = min(BATCH_ROWS, self.rows_per_shard - self._in_shard)
+            if self._pending_rows < room and not final:
+                return
+            buffered = pa.concat_tables(self._pending)
+            take = min(room, buffered.num_rows)
+            batch = buffered.slice(0, take).combine_chunks().to_batches()[0]
+            rest = buffered.slice(take)
+            self._pending, self._pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
+            assert self._writer is not None
+            self._writer.write_batch(batch)
+            self._in_shard += take
+            if self._in_shard == self.rows_per_shard:
+                self._close_shard()
+
+    def _open(self) -> None:
+        index = len(self.shards)
+        self._name = f"data-{index:05d}-of-{self.n_shards:05d}.arrow"
+        self._sink = pa.OSFile(str(self.folder / self._name), "wb")
+        self._writer = pa.ipc.new_stream(self._sink, self.schema)
+        self._in_shard = 0
+
+    def _close_shard(self) -> None:
+        assert self._writer is not None and self._sink is not None
+        self._writer.close()
+        self._sink.close()
+        path = self.folder / self._name
+        self.shards.append(
+            ShardInfo(self._name, self._in_shard, path.stat().st_size, _sha256(path))
+        )
+        self._writer = self._sink = None
+
+    def close(self) -> list[ShardInfo]:
+        self._drain(final=True)
+        if self._writer is None and not self.shards:
+            self._open()
+            # An empty split still gets one (empty) batch: readers need a chunk to know the type.
+            self._writer.write_batch(pa.RecordBatch.from_pylist([], schema=self.schema))  # type: ignore[union-attr]
+        if self._writer is not None:
+            self._close_shard()
+        written = sum(shard.rows for shard in self.shards)
+        if written != self.total_rows or len(self.shards) != self.n_shards:
+            raise RuntimeError(f"{self.folder}: wrote {written} rows, expected {self.total_rows}")
+        fingerprint = hashlib.sha256("".join(s.sha256 for s in self.shards).encode()).hexdigest()
+        _write_json(
+            self.folder / "state.json",
+            {
+                "_data_files": [{"filename": shard.file} for shard in self.shards],
+                "_fingerprint": fingerprint[:16],
+                "_format_columns": None,
+                "_format_kwargs": {},
+                "_format_type": None,
+                "_output_all_columns": False,
+                "_split": self.folder.name,
+            },
+        )
+        _write_json(
+            self.folder / "dataset_info.json",
+            {
+                "citation": "",
+                "description": "",
+                "features": self.features,
+                "homepage": "",
+                "license": "",
+            },
+        )
+        return self.shards
+
+
 def write_split(table: pa.Table, folder: Path, rows_per_shard: int) -> list[ShardInfo]:
     """Write one split as ``data-XXXXX-of-NNNNN.arrow`` shards plus the ``datasets`` metadata."""
-    folder.mkdir(parents=True, exist_ok=False)
-    features = _features_json(table.schema)
-    schema = table.schema.with_metadata(
-        {"huggingface": json.dumps({"info": {"features": features}}, ensure_ascii=False)}
-    )
-    table = table.replace_schema_metadata(schema.metadata)
-    n_shards = max(1, math.ceil(table.num_rows / rows_per_shard))
-    shards = []
-    for index in range(n_shards):
-        name = f"data-{index:05d}-of-{n_shards:05d}.arrow"
-        part = table.slice(index * rows_per_shard, rows_per_shard)
-        path = folder / name
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
-            batches = part.to_batches(max_chunksize=1000)
-            # An empty split still gets one (empty) batch: readers need a chunk to know the type.
-            for batch in batches or [pa.RecordBatch.from_pylist([], schema=schema)]:
-                writer.write_batch(batch)
-        shards.append(ShardInfo(name, part.num_rows, path.stat().st_size, _sha256(path)))
-    fingerprint = hashlib.sha256("".join(s.sha256 for s in shards).encode()).hexdigest()[:16]
-    _write_json(
-        folder / "state.json",
-        {
-            "_data_files": [{"filename": shard.file} for shard in shards],
-            "_fingerprint": fingerprint,
-            "_format_columns": None,
-            "_format_kwargs": {},
-            "_format_type": None,
-            "_output_all_columns": False,
-            "_split": folder.name,
-        },
-    )
-    _write_json(
-        folder / "dataset_info.json",
-        {"citation": "", "description": "", "features": features, "homepage": "", "license": ""},
-    )
-    return shards
+    writer = SplitWriter(folder, table.schema, rows_per_shard, table.num_rows)
+    writer.write(table)
+    return writer.close()
 
 
 def write_dataset_dict(out_dir: Path, splits: list[str]) -> None:

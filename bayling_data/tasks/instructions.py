@@ -255,6 +255,10 @@ class PivotInstructionsTask(ItemTask):
     def details(self) -> dict[str, Any]:
         return {"items_read": self.items_read, "skipped": dict(sorted(self.skipped.items()))}
 
+    def reset_counters(self) -> None:
+        super().reset_counters()
+        self.skipped, self.items_read = Counter(), 0
+
     def generate(self) -> Iterator[pa.RecordBatch]:
         out = new_columns()
         emitted = 0

@@ -183,6 +183,10 @@ class PivotQATask(ItemTask):
             "duplicate_versions": self.duplicates,
         }
 
+    def reset_counters(self) -> None:
+        super().reset_counters()
+        self.skipped, self.items, self.duplicates = Counter(), 0, 0
+
     # -- reading -------------------------------------------------------------------------------
 
     def _file_language(self, path: Path) -> str | None:

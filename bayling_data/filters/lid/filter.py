@@ -383,6 +383,10 @@ class LanguageIdFilter(SegmentFilter):
     def details(self) -> dict[str, object]:
         return {"script_only": self.script_only, "judged": self.counters()}
 
+    def reset_counters(self) -> None:
+        super().reset_counters()
+        self._counters = {}
+
     def merge_counters(self, other: LanguageIdFilter) -> None:
         """Add another worker's counters (``stats`` merge through :class:`StageStats`)."""
         for lang, counter in other._counters.items():

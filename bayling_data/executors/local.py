@@ -1,0 +1,43 @@
+"""Executors on this machine: the calling process, or a pool of worker processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent import futures
+
+from bayling_data.executors.base import Executor, Item, Result
+
+
+class InProcessExecutor(Executor):
+    """Runs every work item in the calling process, one after another (debuggable, no start-up)."""
+
+    name = "inprocess"
+
+    def map(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
+        return [fn(item) for item in items]
+
+
+class ProcessPoolExecutor(Executor):
+    """A pool of ``workers`` processes that lives as long as the executor, so that what a worker
+    loads once (language-ID models, tokenizers, the recipe's stages) serves all its work items.
+
+    Workers start from a fork server rather than a fork of the caller: the caller may hold
+    threads (Arrow's pools), which a plain fork would copy in an unknown state.
+    """
+
+    name = "processes"
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["bayling_data.legs"])
+        self._pool = futures.ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+    def map(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
+        if not items:
+            return []
+        return list(self._pool.map(fn, items, chunksize=1))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

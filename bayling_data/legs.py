@@ -1,0 +1,454 @@
+"""The recipe's chain of stages as legs of shard-level work, and the work items that run them.
+
+The chain is the segment filters, the task generators, then the instruction filters, in recipe
+order. Every stage of it runs per *work shard* (a run of consecutive source batches, or one item
+task's output), except that a global filter (exact or near dedup) needs the whole build: it cuts
+the chain. The leg before it ends by writing each row's keys into hash partitions; one *decide*
+item per partition finds the repeats; the leg after it starts by dropping them (see
+:mod:`~bayling_data.filters.global_filter`). The last leg also writes what the mixture needs to
+know of each row, and a *route* item per shard sends the kept rows to their split and to an
+ordering bucket, which the driver writes out bucket by bucket.
+
+Every work item is a :class:`Job` (plain data) run by :func:`run_job` in whatever process the
+executor picks; it reads and writes only files of the work folder and ends with a completion
+marker that carries its counters, so that a build can be killed at any moment and resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from bayling_data.filters.global_filter import GlobalFilter, slot_masks
+from bayling_data.hashing import stable_hash, unit_interval
+from bayling_data.io.workdir import WorkDir, arrow_sink, read_batches, read_table, write_arrow
+from bayling_data.recipe import Recipe
+from bayling_data.schema import INSTRUCTION_SCHEMA, WORK_INSTRUCTION_SCHEMA
+from bayling_data.stage import Stage
+from bayling_data.tasks import ItemTask
+
+SEGMENT, TASKS, INSTRUCTION = "segment", "tasks", "instruction"
+# Columns the driver's mixture reads of every row (the mix key stands in for the row's id).
+PROJECTION_SCHEMA = pa.schema(
+    [
+        ("mix_key", pa.uint64()),
+        ("task", pa.dictionary(pa.int32(), pa.string())),
+        ("src_lang", pa.dictionary(pa.int32(), pa.string())),
+        ("tgt_lang", pa.dictionary(pa.int32(), pa.string())),
+        ("direction", pa.dictionary(pa.int32(), pa.string())),
+    ]
+)
+ORDER_COLUMNS = ("_order", "_ordinal")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One link of the chain: a segment filter, the task generators, or an instruction filter
+    (``index`` into the plan's list of that kind)."""
+
+    kind: str
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class Leg:
+    """Consecutive steps run per shard in one pass. ``opens_with``: a global filter whose decided
+    drops the leg applies first; ``closes_with``: the global filter whose keys it writes last."""
+
+    index: int
+    steps: tuple[Step, ...]
+    opens_with: Step | None
+    closes_with: Step | None
+
+    @property
+    def has_tasks(self) -> bool:
+        return any(step.kind == TASKS for step in self.steps)
+
+
+@dataclass
+class Stages:
+    """The constructed stages of a recipe, as a worker needs them (no sources opened)."""
+
+    segment_filters: list[Stage]
+    tasks: list[Stage]
+    instruction_filters: list[Stage]
+    task_names: list[str]
+
+    @property
+    def all(self) -> list[Stage]:
+        return [*self.segment_filters, *self.tasks, *self.instruction_filters]
+
+    def stage(self, step: Step) -> Stage | None:
+        if step.kind == SEGMENT:
+            return self.segment_filters[step.index]
+        if step.kind == INSTRUCTION:
+            return self.instruction_filters[step.index]
+        return None
+
+    def position(self, step: Step) -> int:
+        """The step's stage's index in :attr:`all` (tasks: the first task's)."""
+        if step.kind == SEGMENT:
+            return step.index
+        if step.kind == TASKS:
+            return len(self.segment_filters)
+        return len(self.segment_filters) + len(self.tasks) + step.index
+
+    @property
+    def item_tasks(self) -> list[int]:
+        return [i for i, task in enumerate(self.tasks) if isinstance(task, ItemTask)]
+
+    def cut(self) -> list[Leg]:
+        chain = [
+            *(Step(SEGMENT, i) for i in range(len(self.segment_filters))),
+            Step(TASKS),
+            *(Step(INSTRUCTION, i) for i in range(len(self.instruction_filters))),
+        ]
+        legs: list[Leg] = []
+        current: list[Step] = []
+        opens: Step | None = None
+        for step in chain:
+            if isinstance(self.stage(step), GlobalFilter):
+                legs.append(Leg(len(legs), tuple(current), opens, step))
+                current, opens = [step], step
+            else:
+                current.append(step)
+        legs.append(Leg(len(legs), tuple(current), opens, None))
+        return legs
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the build's work is cut: ``input_shards`` shards of source segments, then one shard
+    per item task (its index in the recipe's tasks)."""
+
+    input_shards: int
+    item_tasks: tuple[int, ...]
+
+    def shards(self, leg: Leg, tasks_leg: int) -> list[int]:
+        """The shards that hold data in a leg: item shards exist from the tasks' leg on."""
+        extra = len(self.item_tasks) if leg.index >= tasks_leg else 0
+        return list(range(self.input_shards + extra))
+
+
+@dataclass(frozen=True)
+class Job:
+    """One work item. ``kind``: leg (run leg ``index`` on ``shard``), decide (global step opening
+    leg ``index``, partition ``part``) or route (the last leg's ``shard`` to splits and buckets)."""
+
+    kind: str
+    recipe: Recipe
+    recipe_key: str
+    pivots: tuple[str, ...]
+    targets: tuple[str, ...]
+    work: str
+    layout: Layout
+    index: int = 0
+    shard: int = 0
+    part: int = 0
+    bucket_bits: int = 0
+
+    @property
+    def name(self) -> str:
+        if self.kind == "decide":
+            return f"decide-{self.index}-part-{self.part:03d}"
+        if self.kind == "route":
+            return f"route-shard-{self.shard:05d}"
+        return f"leg-{self.index}-shard-{self.shard:05d}"
+
+
+def recipe_key(recipe: Recipe) -> str:
+    return hashlib.sha256(recipe.model_dump_json().encode("utf-8")).hexdigest()
+
+
+# --- paths ----------------------------------------------------------------------------------------
+
+
+def input_path(work: WorkDir, shard: int) -> Path:
+    return work / f"input/shard-{shard:05d}.arrow"
+
+
+def leg_path(work: WorkDir, leg: int, shard: int) -> Path:
+    return work / f"legs/{leg}/shard-{shard:05d}.arrow"
+
+
+def keys_path(work: WorkDir, leg: int, part: int, shard: int) -> Path:
+    """Keys that the shard's leg ``leg - 1`` wrote for the global step opening ``leg``."""
+    return work / f"global/{leg}/keys/part-{part:03d}/shard-{shard:05d}.arrow"
+
+
+def drops_folder(work: WorkDir, leg: int, shard: int) -> Path:
+    return work / f"global/{leg}/drops/shard-{shard:05d}"
+
+
+def projection_path(work: WorkDir, shard: int) -> Path:
+    return work / f"final/project/shard-{shard:05d}.arrow"
+
+
+def keep_path(work: WorkDir, shard: int) -> Path:
+    return work / f"final/keep/shard-{shard:05d}.arrow"
+
+
+def bucket_path(work: WorkDir, split: str, bucket: int, shard: int) -> Path:
+    return work / f"final/buckets/{split}/bucket-{bucket:05d}/shard-{shard:05d}.arrow"
+
+
+# --- the worker side ------------------------------------------------------------------------------
+
+_CACHE: dict[str, tuple[Stages, list[Leg]]] = {}
+
+
+def worker_stages(job: Job) -> tuple[Stages, list[Leg]]:
+    """The recipe's stages, built once per worker process and reused for all its jobs (models
+    load in each stage's ``setup``, once)."""
+    if job.recipe_key not in _CACHE:
+        from bayling_data.pipeline import build_stages
+
+        stages = build_stages(job.recipe, list(job.pivots), set(job.targets))
+        _CACHE.clear()
+        _CACHE[job.recipe_key] = (stages, stages.cut())
+    return _CACHE[job.recipe_key]
+
+
+def run_job(job: Job) -> str:
+    """Run one work item and mark it done (with its counters). Returns the job's name."""
+    work = WorkDir(Path(job.work))
+    stages, legs = worker_stages(job)
+    runner: Callable[[Job, WorkDir, Stages, list[Leg]], Any] = {
+        "leg": _run_leg,
+        "decide": _run_decide,
+        "route": _run_route,
+    }[job.kind]
+    report = runner(job, work, stages, legs)
+    work.mark(job.name, report)
+    return job.name
+
+
+def task_name(config: object) -> str:
+    """The name a task's rows carry in the `task` column: its `name`, else its type."""
+    return getattr(config, "name", None) or config.type  # type: ignore[attr-defined]
+
+
+def _named(instructions: pa.RecordBatch, name: str, default: str) -> pa.RecordBatch:
+    if instructions.num_rows and name != default:
+        index = instructions.schema.get_field_index("task")
+        instructions = instructions.set_column(
+            index, instructions.schema.field(index), pa.array([name] * instructions.num_rows)
+        )
+    return instructions
+
+
+def _leg_stages(stages: Stages, leg: Leg) -> list[Stage]:
+    found = []
+    for step in leg.steps:
+        found.extend(stages.tasks if step.kind == TASKS else [stages.stage(step)])
+    return found  # type: ignore[return-value]
+
+
+def _apply_drops(
+    batches: Iterator[pa.RecordBatch], stage: Stage, work: WorkDir, leg: int, shard: int
+) -> Iterator[pa.RecordBatch]:
+    assert isinstance(stage, GlobalFilter)
+    folder = drops_folder(work, leg, shard)
+    parts = sorted(folder.glob("part-*.arrow")) if folder.is_dir() else []
+    drops = pa.concat_tables([read_table(p) for p in parts]) if parts else None
+    offset = 0
+    for batch in batches:
+        masks = slot_masks(drops, batch.num_rows, offset) if drops is not None else {}
+        offset += batch.num_rows
+        yield stage.timed(stage.apply, batch, masks)
+
+
+def _generate(
+    batches: Iterator[pa.RecordBatch], stages: Stages, job: Job
+) -> Iterator[pa.RecordBatch]:
+    """Segment batches -> every source task's instructions, batch by batch, in task order; or an
+    item shard's task output."""
+    configs = job.recipe.tasks
+    if job.shard >= job.layout.input_shards:
+        index = job.layout.item_tasks[job.shard - job.layout.input_shards]
+        task = stages.tasks[index]
+        assert isinstance(task, ItemTask)
+        for instructions in task.generate():
+            yield _named(instructions, stages.task_names[index], configs[index].type)
+        return
+    for batch in batches:
+        for index, task in enumerate(stages.tasks):
+            if not isinstance(task, ItemTask):
+                yield _named(task(batch), stages.task_names[index], configs[index].type)
+
+
+def _run_leg(job: Job, work: WorkDir, stages: Stages, legs: list[Leg]) -> dict[str, Any]:
+    leg = legs[job.index]
+    involved = _leg_stages(stages, leg)
+    for stage in involved:
+        stage.reset_counters()
+    item_shard = job.shard >= job.layout.input_shards
+    if job.index == 0:
+        source = input_path(work, job.shard)
+    else:
+        source = leg_path(work, job.index - 1, job.shard)
+    batches: Iterator[pa.RecordBatch] = iter(())
+    schema = WORK_INSTRUCTION_SCHEMA
+    if source.exists():
+        batches = read_batches(source)
+        schema = pa.ipc.open_stream(pa.memory_map(str(source))).schema
+    segments = not item_shard and not any(
+        step.kind in (TASKS, INSTRUCTION) for step in _steps_before(legs, leg)
+    )
+    for position, step in enumerate(leg.steps):
+        if step.kind == TASKS:
+            batches = _generate(batches, stages, job)
+            segments, schema = False, WORK_INSTRUCTION_SCHEMA
+            continue
+        if step.kind == SEGMENT and not segments:
+            continue  # an item shard has no segments
+        stage = stages.stage(step)
+        assert stage is not None
+        if position == 0 and leg.opens_with is not None:
+            batches = _apply_drops(batches, stage, work, job.index, job.shard)
+        else:
+            batches = map(stage, batches)
+    last = job.index == len(legs) - 1
+    out_schema = INSTRUCTION_SCHEMA if last else schema
+    closing = stages.stage(leg.closes_with) if leg.closes_with is not None else None
+    keys: list[pa.Table] = []
+    projections: list[pa.Table] = []
+    with arrow_sink(leg_path(work, job.index, job.shard), out_schema) as sink:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            if isinstance(closing, GlobalFilter):
+                found = closing.keys(batch)
+                offset = pa.array(np.full(found.num_rows, sink.rows, np.uint32))
+                keys.append(found.set_column(1, "row", pc.add(found.column("row"), offset)))
+            if last:
+                batch = batch.select(INSTRUCTION_SCHEMA.names)
+                projections.append(_project(batch, job.recipe.seed))
+            sink.write(batch)
+    if isinstance(closing, GlobalFilter):
+        _write_keys(work, job.index + 1, job.shard, keys, closing, job.recipe)
+    if last:
+        table = pa.concat_tables(projections) if projections else PROJECTION_SCHEMA.empty_table()
+        write_arrow(projection_path(work, job.shard), table.cast(PROJECTION_SCHEMA))
+    return {
+        str(stages.all.index(stage)): {"stats": stage.stats.to_raw(), "details": stage.details()}
+        for stage in involved
+    }
+
+
+def _steps_before(legs: list[Leg], leg: Leg) -> list[Step]:
+    return [step for earlier in legs[: leg.index] for step in earlier.steps]
+
+
+def _write_keys(
+    work: WorkDir, leg: int, shard: int, keys: list[pa.Table], stage: GlobalFilter, recipe: Recipe
+) -> None:
+    """The shard's keys, split into the global step's hash partitions (one when it cannot be
+    partitioned). Every partition gets a file, empty or not, so a decide item knows it is whole."""
+    table = pa.concat_tables(keys) if keys else None
+    partitions = recipe.execution.partitions if stage.partitioned else 1
+    if table is None:
+        from bayling_data.filters.global_filter import KEY_SCHEMA
+
+        table = KEY_SCHEMA.empty_table()
+    part = pc.cast(pc.bit_wise_and(table.column("key"), pa.scalar(0xFFFF, pa.uint64())), pa.int64())
+    part = pc.remainder(part, partitions) if partitions > 1 else None
+    for index in range(partitions):
+        chosen = table if part is None else table.filter(pc.equal(part, index))
+        write_arrow(keys_path(work, leg, index, shard), chosen)
+
+
+def _run_decide(job: Job, work: WorkDir, stages: Stages, legs: list[Leg]) -> dict[str, Any]:
+    leg = legs[job.index]
+    assert leg.opens_with is not None
+    stage = stages.stage(leg.opens_with)
+    assert isinstance(stage, GlobalFilter)
+    tasks_leg = next(leg.index for leg in legs if leg.has_tasks)
+    shards = job.layout.shards(legs[job.index - 1], tasks_leg)
+
+    def tables() -> Iterator[tuple[int, pa.Table]]:
+        for shard in shards:
+            yield shard, read_table(keys_path(work, job.index, job.part, shard))
+
+    repeats = stage.decide(tables())
+    shard_column = repeats.column("shard").to_numpy()
+    for shard in np.unique(shard_column).tolist():
+        chosen = repeats.filter(pa.array(shard_column == shard)).select(["row", "slot"])
+        write_arrow(drops_folder(work, job.index, shard) / f"part-{job.part:03d}.arrow", chosen)
+    return {"repeats": repeats.num_rows}
+
+
+def _project(batch: pa.RecordBatch, seed: int) -> pa.Table:
+    keys = np.fromiter(
+        (stable_hash(seed, "mix", i) for i in batch.column("id").to_pylist()),
+        dtype=np.uint64,
+        count=batch.num_rows,
+    )
+    columns = [pa.array(keys)]
+    for name in PROJECTION_SCHEMA.names[1:]:
+        columns.append(pc.dictionary_encode(batch.column(name)))
+    return pa.Table.from_arrays(columns, names=PROJECTION_SCHEMA.names)
+
+
+def _run_route(job: Job, work: WorkDir, stages: Stages, legs: list[Leg]) -> dict[str, Any]:
+    """Send the shard's kept rows to their split, with their order key, into ordering buckets."""
+    recipe = job.recipe
+    table = read_table(leg_path(work, len(legs) - 1, job.shard))
+    keep = read_table(keep_path(work, job.shard)).column("keep")
+    ordinals = np.arange(table.num_rows, dtype=np.uint64) | (np.uint64(job.shard) << np.uint64(32))
+    table = table.filter(keep)
+    ordinals = ordinals[keep.to_numpy(zero_copy_only=False)]
+    if recipe.output.shuffle:
+        order = np.fromiter(
+            (stable_hash(recipe.seed, "order", i) for i in table.column("id").to_pylist()),
+            dtype=np.uint64,
+            count=table.num_rows,
+        )
+        buckets = order >> np.uint64(64 - job.bucket_bits) if job.bucket_bits else None
+    else:
+        order = ordinals
+        buckets = None  # unshuffled: the shard is its own bucket, shards in order
+    table = table.append_column("_order", pa.array(order)).append_column(
+        "_ordinal", pa.array(ordinals)
+    )
+    held = _held_out(table, recipe)
+    counts: dict[str, int] = {}
+    for split, mask in (("train", ~held), ("validation", held)):
+        if split == "validation" and recipe.output.validation_fraction <= 0:
+            continue
+        part = table.filter(pa.array(mask))
+        counts[split] = part.num_rows
+        if not recipe.output.shuffle:
+            write_arrow(bucket_path(work, split, job.shard, job.shard), part)
+            continue
+        in_bucket = buckets[mask] if buckets is not None else np.zeros(part.num_rows, np.uint64)
+        for bucket in np.unique(in_bucket).tolist():
+            chosen = part.filter(pa.array(in_bucket == bucket))
+            write_arrow(bucket_path(work, split, int(bucket), job.shard), chosen)
+    return {"rows": counts}
+
+
+def _held_out(table: pa.Table, recipe: Recipe) -> np.ndarray:
+    """Validation rows, chosen per source segment: every instruction made from one sentence
+    lands in the same split, so validation never shares a sentence with train."""
+    fraction = recipe.output.validation_fraction
+    if fraction <= 0:
+        return np.zeros(table.num_rows, dtype=bool)
+    corpus = table.column("source_corpus").to_pylist()
+    split = table.column("source_split").to_pylist()
+    segment = table.column("source_segment_id").to_pylist()
+    return np.fromiter(
+        (
+            unit_interval(recipe.seed, "validation", c, s, g) < fraction
+            for c, s, g in zip(corpus, split, segment, strict=True)
+        ),
+        dtype=bool,
+        count=table.num_rows,
+    )
