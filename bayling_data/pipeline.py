@@ -264,7 +264,7 @@ def _read_sources(
     for source_index, source in enumerate(plan.sources):
         sink: ArrowSink | None = None
         with progress.track(f"reading {source.corpus}", source.num_segments) as advance:
-            batches = source.iter_batches()
+            batches = source.iter_batches(plan.recipe.batch_segments)
             while True:
                 started = time.perf_counter()
                 batch = next(batches, None)
@@ -306,8 +306,15 @@ def _merge_reports(stages: Stages, reports: list[dict[str, Any]]) -> list[tuple[
 def _funnel_entry(stats: StageStats, details: Any) -> dict[str, Any]:
     entry = stats.to_dict()
     if details:
-        entry["details"] = details
+        entry["details"] = _sorted_keys(details)
     return entry
+
+
+def _sorted_keys(value: Any) -> Any:
+    """Nested dicts with sorted keys: shards report keys in the order they met them."""
+    if isinstance(value, dict):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    return value
 
 
 def _add(total: Any, more: Any) -> Any:

@@ -72,7 +72,8 @@ class ExecutionConfig(StrictModel):
     shard_segments: int = Field(
         default=50_000,
         gt=0,
-        description="Segments per work shard: the unit of parallel work and of resuming.",
+        description="Segments per work shard, in whole batches: the unit of parallel work and "
+        "of resuming. Shards group batches, so the output does not depend on it.",
     )
     partitions: int = Field(
         default=8, gt=0, description="Hash partitions of a global step's keys (dedup)."
@@ -94,6 +95,13 @@ class Recipe(StrictModel):
     tasks: list[TaskConfig] = Field(min_length=1)
     filters: list[FilterConfig] = Field(default_factory=list)
     mixture: MixtureConfig = Field(default_factory=MixtureConfig)
+    batch_segments: int = Field(
+        default=2048,
+        gt=0,
+        description="Segments per batch handed to the stages (a document is never split). "
+        "Generation order follows batches, so this decides which of two duplicates made from "
+        "different batches is kept: part of the signature.",
+    )
     output: OutputConfig
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
