@@ -7,11 +7,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from conftest import SAMPLE_RECIPE
 
 from bayling_data.io.shards import read_split
 from bayling_data.pipeline import run_build
 from bayling_data.recipe import load_recipe
+
+torch.set_num_threads(1)  # the test machine has 2 cores; more threads only contend
 
 TINY_LLAMA = {
     "model_type": "llama",
