@@ -45,13 +45,20 @@ def test_rows_pack_into_one_sequence(setup):
     assert pack_rows(torch.tensor(ROWS).numpy(), corpus.lengths, 1024, packing=True) == [ROWS]
 
 
-@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
-@torch.no_grad()
-def test_a_packed_rows_logits_equal_its_logits_alone(setup, implementation):
+def run_packed(setup, implementation: str):
+    """The model, the four rows packed into one padded sequence, and that sequence's logits."""
     corpus, tokenizer, models = setup
     model = models[implementation]
     packed = collate(corpus, [ROWS], tokenizer.pad_token_id, pad_to=1024)
-    packed_logits = forward_logits(model, packed, implementation)[0]
+    return model, packed, forward_logits(model, packed, implementation)
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+@torch.no_grad()
+def test_a_packed_rows_logits_equal_its_logits_alone(setup, implementation):
+    corpus, tokenizer, _ = setup
+    model, _, logits = run_packed(setup, implementation)
+    packed_logits = logits[0]
     at = 0
     for row in ROWS:
         alone = collate(corpus, [[row]], tokenizer.pad_token_id)
@@ -64,10 +71,9 @@ def test_a_packed_rows_logits_equal_its_logits_alone(setup, implementation):
 @pytest.mark.parametrize("implementation", ["eager", "sdpa"])
 @torch.no_grad()
 def test_packed_loss_equals_the_token_weighted_loss_of_the_rows_unpacked(setup, implementation):
-    corpus, tokenizer, models = setup
-    model = models[implementation]
-    packed = collate(corpus, [ROWS], tokenizer.pad_token_id, pad_to=1024)
-    losses, trained = token_losses(forward_logits(model, packed, implementation), packed.labels)
+    corpus, tokenizer, _ = setup
+    model, packed, logits = run_packed(setup, implementation)
+    losses, trained = token_losses(logits, packed.labels)
     packed_loss = losses.sum() / trained.sum()
     # Unpacked: a padded batch of the four rows, one per sequence.
     unpacked = collate(corpus, [[r] for r in ROWS], tokenizer.pad_token_id)
