@@ -350,9 +350,10 @@ def train(config: TrainConfig, log=print) -> TrainResult:
     log_file = output_dir / "train_log.jsonl"
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
+    compute_seconds = 0.0  # training steps only: logging, evaluation and saving do not count
     model.train()
     while state["step"] < total_steps:
+        step_started = time.perf_counter()
         if state["step_in_epoch"] >= current.steps:
             state["epoch"] += 1
             state["step_in_epoch"] = 0
@@ -387,6 +388,7 @@ def train(config: TrainConfig, log=print) -> TrainResult:
                 ]
             )
         scheduler.step()
+        compute_seconds += time.perf_counter() - step_started
         state["step"] += 1
         state["step_in_epoch"] += 1
         state["trained_tokens"] += int(global_trained)
@@ -394,8 +396,7 @@ def train(config: TrainConfig, log=print) -> TrainResult:
         if step % config.output.logging_steps == 0 or step == total_steps:
             totals = accelerator.reduce(interval, "sum")
             groups = grouped.unpack(accelerator.reduce(grouped.packed(), "sum"))
-            elapsed = time.perf_counter() - started
-            per_device = float(totals[2]) / world / elapsed
+            per_device = float(totals[2]) / world / compute_seconds
             entry = {
                 "step": step,
                 "total_steps": total_steps,
@@ -428,7 +429,7 @@ def train(config: TrainConfig, log=print) -> TrainResult:
                     )
             interval.zero_()
             grouped.reset()
-            started = time.perf_counter()
+            compute_seconds = 0.0
         if config.output.save_steps and step % config.output.save_steps == 0:
             folder = save_checkpoint(accelerator, output_dir, state, config.output.save_total_limit)
             say(f"checkpoint: {folder}")
