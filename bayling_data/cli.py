@@ -128,6 +128,13 @@ def make_parser() -> argparse.ArgumentParser:
     report.add_argument("out_dir", type=Path, help="a build's output folder")
     report.add_argument("--to", dest="to_dir", type=Path, help="default: OUT_DIR/report")
 
+    train = commands.add_parser(
+        "train",
+        help="fine-tune a causal LM on builds (needs the [train] extra; see docs/training.md)",
+    )
+    train.add_argument("config", type=Path, help="training config YAML file")
+    _add_overrides(train)
+
     inspect = commands.add_parser("inspect", help="counts and sample rows of a build's output")
     inspect.add_argument("out_dir", type=Path)
     inspect.add_argument("-n", "--samples", type=int, default=3, help="sample rows to show")
@@ -299,6 +306,13 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from bayling_data.train import run_train
+
+    run_train(args.config, args.overrides)
+    return 0
+
+
 def _inspect(args: argparse.Namespace) -> int:
     from bayling_data.report import inspect_output
 
@@ -316,6 +330,7 @@ COMMANDS = {
     "report": _report,
     "inspect": _inspect,
     "templates": _templates,
+    "train": _train,
 }
 
 

@@ -1,0 +1,78 @@
+"""`bayling-data train`: config mistakes and a missing [train] extra are one line and exit 2."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+import yaml
+from conftest import REPO
+
+from bayling_data.cli import main
+
+CONFIG = REPO / "recipes" / "train_sample.yaml"
+
+
+@pytest.fixture
+def fake_build(tmp_path):
+    """Enough of a build for the config to validate (training itself is in test_train_loop)."""
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "manifest.json").write_text(json.dumps({"splits": {}}), "utf-8")
+    return build
+
+
+def one_line_error(capsys, argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (
+            "optim.learnig_rate=1e-4",
+            "optim.learnig_rate: unknown key (did you mean 'learning_rate'?)",
+        ),
+        ("optim.batch_size=four", "optim.batch_size: Input should be a valid integer"),
+        ("data.builds.0.path=/no/such/build", "data.builds.0.path: no such build folder"),
+        ("data.template=chatml", "data.template: unknown template 'chatml'"),
+        ("output=", "output: Input should be a valid dictionary"),
+    ],
+)
+def test_config_mistakes_are_one_line_naming_the_key(capsys, fake_build, override, expected):
+    argv = ["train", str(CONFIG), "--set", f"data.builds.0.path={fake_build}", "--set", override]
+    err = one_line_error(capsys, argv)
+    assert err.startswith(f"bayling-data train: error: {CONFIG}: ")
+    assert expected in err
+
+
+def test_missing_config_file(capsys, tmp_path):
+    assert "no such config file" in one_line_error(capsys, ["train", str(tmp_path / "x.yaml")])
+
+
+def test_the_example_config_validates(fake_build):
+    from bayling_data.train.config import load_train_config
+
+    config = load_train_config(CONFIG, [f"data.builds.0.path={fake_build}"])
+    assert config.data.template == "tokenizer" and config.optim.gradient_accumulation_steps == 4
+    documented = (REPO / "docs" / "training.md").read_text("utf-8")
+    for section, values in yaml.safe_load(CONFIG.read_text("utf-8")).items():
+        assert f"`{section}`" in documented
+        for key in values if isinstance(values, dict) else ():
+            assert f"`{key}`" in documented, f"{section}.{key} is not in docs/training.md"
+
+
+def test_without_the_train_extra_the_error_says_how_to_install_it(capsys, fake_build, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a)
+    )
+    err = one_line_error(
+        capsys, ["train", str(CONFIG), "--set", f"data.builds.0.path={fake_build}"]
+    )
+    assert "needs torch (the [train] extra)" in err
+    assert err.rstrip().endswith('install it with: python -m pip install "bayling-data[train]"')

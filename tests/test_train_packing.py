@@ -1,0 +1,106 @@
+"""Packing keeps rows apart: same logits as alone, same loss as unpacked, and a naive pack fails."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("tokenizers")
+
+from train_fixtures import TINY_LLAMA, train_assets  # noqa: E402
+
+from bayling_data.train.chat_templates import template_text  # noqa: E402
+from bayling_data.train.data import Corpus, pack_rows, tokenize_build  # noqa: E402
+from bayling_data.train.packing import collate, forward_logits, token_losses  # noqa: E402
+from bayling_data.train.tokenize import MaskSpec  # noqa: E402
+
+ROWS = [3, 11, 17, 25]  # four rows of the validation split, packed into one sequence
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    assets = train_assets(tmp_path_factory)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(assets.tokenizer_dir)
+    spec = MaskSpec(template=template_text("bayling", tokenizer), max_length=1024)
+    cache = tmp_path_factory.mktemp("packing_cache")
+    corpus = Corpus(
+        [tokenize_build(str(assets.build), "validation", tokenizer, spec, cache, 1)], [1.0]
+    )
+    models = {}
+    for implementation in ("eager", "sdpa"):
+        torch.manual_seed(0)
+        config = transformers.LlamaConfig(
+            **{k: v for k, v in TINY_LLAMA.items() if k != "model_type"},
+            vocab_size=len(tokenizer),
+            attn_implementation=implementation,
+        )
+        models[implementation] = transformers.LlamaForCausalLM(config).eval()
+    return corpus, tokenizer, models
+
+
+def test_rows_pack_into_one_sequence(setup):
+    corpus, _, _ = setup
+    assert sum(int(corpus.lengths[r]) for r in ROWS) <= 1024
+    assert pack_rows(torch.tensor(ROWS).numpy(), corpus.lengths, 1024, packing=True) == [ROWS]
+
+
+def run_packed(setup, implementation: str):
+    """The model, the four rows packed into one padded sequence, and that sequence's logits."""
+    corpus, tokenizer, models = setup
+    model = models[implementation]
+    packed = collate(corpus, [ROWS], tokenizer.pad_token_id, pad_to=1024)
+    return model, packed, forward_logits(model, packed, implementation)
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+@torch.no_grad()
+def test_a_packed_rows_logits_equal_its_logits_alone(setup, implementation):
+    corpus, tokenizer, _ = setup
+    model, _, logits = run_packed(setup, implementation)
+    packed_logits = logits[0]
+    at = 0
+    for row in ROWS:
+        alone = collate(corpus, [[row]], tokenizer.pad_token_id)
+        alone_logits = forward_logits(model, alone, implementation)[0]
+        n = alone_logits.shape[0]
+        torch.testing.assert_close(packed_logits[at : at + n], alone_logits, atol=1e-4, rtol=1e-4)
+        at += n
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+@torch.no_grad()
+def test_packed_loss_equals_the_token_weighted_loss_of_the_rows_unpacked(setup, implementation):
+    corpus, tokenizer, _ = setup
+    model, packed, logits = run_packed(setup, implementation)
+    losses, trained = token_losses(logits, packed.labels)
+    packed_loss = losses.sum() / trained.sum()
+    # Unpacked: a padded batch of the four rows, one per sequence.
+    unpacked = collate(corpus, [[r] for r in ROWS], tokenizer.pad_token_id)
+    losses, trained = token_losses(forward_logits(model, unpacked, implementation), unpacked.labels)
+    per_row = losses.sum(dim=1) / trained.sum(dim=1)
+    weighted = (per_row * trained.sum(dim=1)).sum() / trained.sum()
+    assert abs(float(packed_loss) - float(weighted)) < 1e-4
+    assert packed.num_trained == unpacked.num_trained
+
+
+@torch.no_grad()
+def test_naive_packing_fails_the_same_check(setup):
+    """Without the block mask, rows attend to earlier rows: the check above must catch that."""
+    corpus, tokenizer, models = setup
+    model = models["sdpa"]
+    packed = collate(corpus, [ROWS], tokenizer.pad_token_id, pad_to=1024)
+    second = ROWS[1]
+    alone = forward_logits(model, collate(corpus, [[second]], tokenizer.pad_token_id), "sdpa")[0]
+    start = int(corpus.lengths[ROWS[0]])
+    window = slice(start, start + alone.shape[0])
+    naive_runs = {
+        # one causal mask over the whole sequence, positions running on
+        "no mask, running positions": model(input_ids=packed.input_ids, use_cache=False).logits,
+        # positions reset, but a cache makes transformers skip packed-sequence detection
+        "reset positions with a cache": model(
+            input_ids=packed.input_ids, position_ids=packed.position_ids, use_cache=True
+        ).logits,
+    }
+    for name, logits in naive_runs.items():
+        assert not torch.allclose(logits[0, window], alone, atol=1e-4), name

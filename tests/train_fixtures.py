@@ -1,0 +1,111 @@
+"""Real, local parts for the training tests: a build of the sample recipe, a BPE tokenizer trained
+on its text, a tiny Llama config. Built once per test session (the cache below), offline."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from conftest import SAMPLE_RECIPE
+
+from bayling_data.io.shards import read_split
+from bayling_data.pipeline import run_build
+from bayling_data.recipe import load_recipe
+
+torch.set_num_threads(1)  # the test machine has 2 cores; more threads only contend
+
+TINY_LLAMA = {
+    "model_type": "llama",
+    "hidden_size": 48,
+    "intermediate_size": 96,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 512,
+}
+SPECIAL_TOKENS = ["<s>", "</s>", "<pad>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+
+
+@dataclass(frozen=True)
+class TrainAssets:
+    build: Path
+    tokenizer_dir: Path
+
+
+_ASSETS: dict[str, TrainAssets] = {}
+
+
+def train_tokenizer(texts: list[str], folder: Path, vocab_size: int = 1000) -> Path:
+    """A byte-level BPE trained on the texts, saved as a Hugging Face tokenizer folder."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from bayling_data.train.chat_templates import TEMPLATE_DIR
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    core.train_from_iterator(texts, trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        additional_special_tokens=SPECIAL_TOKENS[3:],
+    )
+    tokenizer.chat_template = (TEMPLATE_DIR / "llama3.jinja").read_text("utf-8")
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def train_assets(root_factory) -> TrainAssets:
+    """The session's sample build and tokenizer (made on first use)."""
+    if "sample" not in _ASSETS:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        root = root_factory.mktemp("train_assets")
+        build = root / "build"
+        recipe = load_recipe(SAMPLE_RECIPE, [f"output.dir={build}"])
+        run_build(recipe, progress=False)
+        table = read_split(build, "train")
+        texts = [m["content"] for row in table.column("messages").to_pylist() for m in row]
+        _ASSETS["sample"] = TrainAssets(build, train_tokenizer(texts, root / "tokenizer"))
+    return _ASSETS["sample"]
+
+
+def train_config(assets: TrainAssets, out: Path, **sections) -> dict:
+    """A training config dict for the tiny model on the sample build; sections override keys."""
+    config = {
+        "model": {
+            "init_config": dict(TINY_LLAMA),
+            "tokenizer": str(assets.tokenizer_dir),
+            "attn_implementation": "sdpa",
+        },
+        "data": {
+            "builds": [{"path": str(assets.build)}],
+            "max_length": 256,
+            "template": "llama3",
+            "cache_dir": str(out / "cache"),
+        },
+        "optim": {
+            "learning_rate": 3e-3,
+            "lr_scheduler": "constant",
+            "max_steps": 4,
+            "batch_size": 2,
+        },
+        "output": {"dir": str(out / "run"), "logging_steps": 1},
+        "seed": 7,
+        "peak_tflops": 1.0,
+    }
+    for section, values in sections.items():
+        if isinstance(values, dict):
+            config.setdefault(section, {}).update(values)
+        else:
+            config[section] = values
+    return config
