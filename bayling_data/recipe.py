@@ -70,7 +70,7 @@ class ExecutionConfig(StrictModel):
         default=None, description="A Ray cluster to join (ray://host:10001, auto); default local."
     )
     shard_segments: int = Field(
-        default=50_000,
+        default=16_384,
         gt=0,
         description="Segments per work shard, in whole batches: the unit of parallel work and "
         "of resuming. Shards group batches, so the output does not depend on it.",

@@ -63,7 +63,7 @@ def run(prefix: str, order: str, languages: list[str] | None = None) -> dict[str
     lid = LanguageIdFilter()
     ratio = RatioFilter(max_ratio=3.0, unit="words")
     if order == "dedup-first":
-        segment_stages: list[Stage] = [normalize, RowDedup(normalize=False), lid]
+        segment_stages: list[Stage] = [RowDedup(normalize=False), normalize, lid]
         pair_stages: list[Stage] = [AsPairs(src, tgt), ratio]
     else:
         segment_stages = [normalize, lid]

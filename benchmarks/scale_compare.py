@@ -11,10 +11,13 @@ $PEER_BENCH (default /tmp/peer-bench). OpusFilter and the floor run from the ven
 ``../shared/peer-bench/setup.sh`` makes; without it they are left out of the table.
 
 Contenders (interleaved, best of ``--reps`` by wall time):
-- floor: the fastText model on every line of both sides, nothing else (``peer-bench/floor.py``);
+- floor: the fastText model on every line of both sides, nothing else (``peer-bench/floor.py``,
+  through the fasttext-numpy2 binding);
+- floor/fp: the same through fasttext-predict, the binding bayling-data installs
+  (``lid_floor.py``): what the model itself costs bayling-data;
 - opusfilter: LID on both sides, word length ratio <= 3, exact pair dedup (OpusFilter 3.3.1);
-- chain: bayling-data's filter classes in one process (``filter_chain.py``: normalize, exact
-  dedup, LID on both sides, word ratio <= 3);
+- chain: bayling-data's filter classes in one process (``filter_chain.py``: exact pair dedup,
+  normalize, LID on both sides, word ratio <= 3);
 - build/N: ``bayling-data build`` of the same chain as a recipe on N workers, templating one
   direction (de->en) and writing shuffled Arrow shards included.
 
@@ -48,12 +51,12 @@ sources:
 tasks:
   - {{type: translation, directions: [to_pivot], prompt_languages: {{eng_Latn: 1.0}}}}
 filters:
-  - {{type: dedup, level: row}}
+  - {{type: dedup, level: row, normalize: false}}
   - {{type: normalize, unicode: NFC}}
   - {{type: lid}}
   - {{type: ratio, max_ratio: 3.0, unit: words}}
 output: {{dir: "{out}", rows_per_shard: 100000, shuffle: true}}
-execution: {{workers: {workers}, executor: {executor}, shard_segments: 20000}}
+execution: {{workers: {workers}, executor: {executor}}}
 """
 
 
@@ -171,6 +174,7 @@ def main() -> None:
                 config.write_text(text.replace("@OUT@", str(scratch / f"opusfilter_{name}")))
                 opusfilter = str(work / "venv" / "bin" / "opusfilter")
                 commands["opusfilter"] = [opusfilter, "--overwrite", str(config)]
+            commands["floor/fp"] = [sys.executable, str(HERE / "lid_floor.py"), str(prefix)]
             commands["chain"] = [
                 sys.executable, str(HERE / "filter_chain.py"), str(prefix),
                 "--languages", "de", "en", "--json",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bz2
 import glob
 import gzip
+import itertools
 import lzma
 import os
 import zipfile
@@ -19,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+import pyarrow as pa
 
 from bayling_data.errors import CorpusError
 
@@ -108,6 +111,41 @@ def read_lines(file: CorpusFile) -> Iterator[tuple[int, str]]:
                     raise CorpusError(
                         f"{file}:{line_no}: invalid UTF-8 ({err.reason} at byte {err.start})"
                     ) from None
+        except DECOMPRESSION_ERRORS as err:
+            raise CorpusError(
+                f"{file}: the compressed data is truncated or corrupt after line {line_no} ({err})"
+            ) from None
+
+
+def read_line_chunks(file: CorpusFile, lines: int) -> Iterator[pa.StringArray]:
+    """The file's lines as string arrays of up to ``lines`` each, line ends removed as in
+    :func:`read_lines`; UTF-8 is checked a chunk at a time by Arrow, and an error names the line.
+    """
+    line_no = 0
+    with open_binary(file) as stream:
+        try:
+            while True:
+                raw = list(itertools.islice(stream, lines))
+                if not raw:
+                    return
+                for index, line in enumerate(raw):
+                    if line.endswith(b"\n"):
+                        line = line[:-1]
+                    if line.endswith(b"\r"):
+                        line = line[:-1]
+                    raw[index] = line
+                try:
+                    yield pa.array(raw, pa.binary()).cast(pa.string())
+                except pa.ArrowInvalid:
+                    for offset, line in enumerate(raw, start=line_no + 1):
+                        try:
+                            line.decode("utf-8")
+                        except UnicodeDecodeError as err:
+                            raise CorpusError(
+                                f"{file}:{offset}: invalid UTF-8 ({err.reason} at byte {err.start})"
+                            ) from None
+                    raise
+                line_no += len(raw)
         except DECOMPRESSION_ERRORS as err:
             raise CorpusError(
                 f"{file}: the compressed data is truncated or corrupt after line {line_no} ({err})"

@@ -13,27 +13,33 @@ the registry; without ``languages`` they are read from the ``xx-yy`` part of the
 
 from __future__ import annotations
 
+import itertools
 import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
 from bayling_data.config import StrictModel
 from bayling_data.errors import CorpusError, UnknownLanguageError
 from bayling_data.languages import LanguageRegistry, registry
-from bayling_data.sources.base import DEFAULT_BATCH_ROWS, BatchBuilder, Source
+from bayling_data.schema import segment_schema
+from bayling_data.sources.base import DEFAULT_BATCH_ROWS, Source
 from bayling_data.sources.files import (
     COMPRESSED_SUFFIXES,
     CorpusFile,
     count_lines,
     expand_paths,
-    read_lines,
+    read_line_chunks,
     strip_compression,
 )
+
+_CHUNK_LINES = 8192  # lines read per side at a time
 
 _PAIR_IN_NAME = re.compile(
     r"(?:^|[._])([A-Za-z]{2,3}(?:_[A-Za-z0-9]+)?)-([A-Za-z]{2,3}(?:_[A-Za-z0-9]+)?)(?:\.|$)"
@@ -190,32 +196,70 @@ class MosesSource(Source):
         }
 
     def _iter_batches(self, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-        builder = BatchBuilder(self.corpus, self.languages, batch_rows)
+        """Column-wise: both sides are read a chunk of lines at a time into Arrow arrays, blank
+        pairs dropped with a mask; batches hold exactly ``batch_rows`` pairs (the last fewer)."""
+        schema = segment_schema(self.languages)
         several = len(self.pairs) > 1
+        pending: list[pa.Table] = []
+        pending_rows = 0
         for name, first, second, code_a, code_b in self.pairs:
-            try:
-                for (line_no, text_a), (_, text_b) in zip(
-                    read_lines(first), read_lines(second), strict=True
-                ):
-                    if not text_a.strip() or not text_b.strip():
-                        self.skipped[f"blank {code_a if not text_a.strip() else code_b}"] += 1
-                        continue
-                    segment_id = f"{name}:{line_no}" if several else str(line_no)
-                    batch = builder.add(
-                        self.split, segment_id, None, {code_a: text_a, code_b: text_b}
+            line_no = 0
+            chunks = itertools.zip_longest(
+                read_line_chunks(first, _CHUNK_LINES), read_line_chunks(second, _CHUNK_LINES)
+            )
+            for side_a, side_b in chunks:
+                if side_a is None or side_b is None or len(side_a) != len(side_b):
+                    raise CorpusError(
+                        f"{first} has {count_lines(first)} lines but {second} has "
+                        f"{count_lines(second)}: a Moses pair must be line-aligned"
                     )
-                    if batch is not None:
-                        yield batch
-            except ValueError as err:
-                if "zip()" not in str(err):
-                    raise
-                raise CorpusError(
-                    f"{first} has {count_lines(first)} lines but {second} has "
-                    f"{count_lines(second)}: a Moses pair must be line-aligned"
-                ) from None
-        batch = builder.flush()
-        if batch is not None:
-            yield batch
+                table = self._chunk_table(schema, side_a, side_b, code_a, code_b, line_no)
+                line_no += len(side_a)
+                if several:
+                    ids = pc.binary_join_element_wise(f"{name}:", table["segment_id"], "")
+                    table = table.set_column(2, schema.field("segment_id"), ids)
+                pending.append(table)
+                pending_rows += table.num_rows
+                while pending_rows >= batch_rows:
+                    whole = pa.concat_tables(pending)
+                    yield whole.slice(0, batch_rows).combine_chunks().to_batches()[0]
+                    rest = whole.slice(batch_rows)
+                    pending, pending_rows = [rest], rest.num_rows
+        if pending_rows:
+            yield pa.concat_tables(pending).combine_chunks().to_batches()[0]
+
+    def _chunk_table(
+        self,
+        schema: pa.Schema,
+        side_a: pa.StringArray,
+        side_b: pa.StringArray,
+        code_a: str,
+        code_b: str,
+        line_no: int,
+    ) -> pa.Table:
+        """One chunk of line pairs as segment rows; pairs with a blank side are skipped and
+        counted (under the first blank side's language)."""
+        blank_a = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(side_a)), 0)
+        blank_b = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(side_b)), 0)
+        skipped_a = pc.sum(blank_a).as_py() or 0
+        skipped_b = pc.sum(pc.and_not(blank_b, blank_a)).as_py() or 0
+        if skipped_a:
+            self.skipped[f"blank {code_a}"] += skipped_a
+        if skipped_b:
+            self.skipped[f"blank {code_b}"] += skipped_b
+        keep = pc.invert(pc.or_(blank_a, blank_b))
+        numbers = pa.array(np.arange(line_no + 1, line_no + len(side_a) + 1)).filter(keep)
+        n = len(numbers)
+        columns = {
+            "corpus": pa.array(np.full(n, self.corpus, dtype=object), pa.string()),
+            "split": pa.array(np.full(n, self.split, dtype=object), pa.string()),
+            "segment_id": numbers.cast(pa.string()),
+            "doc_id": pa.nulls(n, pa.string()),
+        }
+        texts = {code_a: side_a.filter(keep), code_b: side_b.filter(keep)}
+        for code in self.languages:
+            columns[code] = texts.get(code, pa.nulls(n, pa.string()))
+        return pa.table(columns, schema=schema)
 
     @classmethod
     def from_config(cls, config: MosesConfig, languages: list[str] | None) -> MosesSource:

