@@ -10,8 +10,10 @@ process, a process pool, Ray) never changes the output, and an interrupted build
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import math
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -27,7 +29,7 @@ import pyarrow.compute as pc
 
 from bayling_data import __version__
 from bayling_data.errors import BaylingError, RecipeError
-from bayling_data.executors import Executor, make_executor
+from bayling_data.executors import Executor, InProcessExecutor, make_executor
 from bayling_data.filters import InstructionFilter, SegmentFilter, build_filter
 from bayling_data.io.shards import SplitWriter, write_dataset_dict
 from bayling_data.io.staging import MANIFEST_NAME, check_output_dir, staged_output
@@ -448,6 +450,12 @@ def run_build(
                 ray_address=execution.ray_address,
                 work_items=max(most_shards, execution.partitions),
             )
+        if not isinstance(executor, InProcessExecutor):
+            # The writer needs `datasets` (for the features metadata): import it while the
+            # workers work, not after.
+            threading.Thread(
+                target=importlib.import_module, args=("datasets",), daemon=True
+            ).start()
         try:
             phase = time.perf_counter()
             for leg in legs:

@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import xxhash
 from pydantic import Field, field_validator, model_validator
 
 from bayling_data.config import StrictModel, resolve_code
@@ -30,6 +31,7 @@ from bayling_data.filters.lid.backends import (
     WEIGHTS,
     FastTextBackend,
     LidBackend,
+    Prediction,
     ScriptBackend,
     languages_match,
     make_backend,
@@ -41,6 +43,9 @@ from bayling_data.filters.lid.calibration import CalibrationTable, default_table
 from bayling_data.languages import registry
 
 log = logging.getLogger(__name__)
+
+# Answers the model's memo keeps (a 64-bit key and a short list each: about 20 MB when full).
+MEMO_SIZE = 200_000
 
 ShortRule = Literal["script", "keep", "lid"]
 
@@ -155,6 +160,8 @@ class LanguageIdFilter(SegmentFilter):
         self._table: CalibrationTable | None = None
         self._script = ScriptBackend()
         self._counters: dict[str, Counter[str]] = {}
+        self._memo: dict[int, Prediction] = {}
+        self.model_calls = 0  # texts the model ran on (the memo answered the rest)
 
     @classmethod
     def from_config(cls, config: LidConfig) -> LanguageIdFilter:
@@ -172,6 +179,7 @@ class LanguageIdFilter(SegmentFilter):
 
     def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()
+        state["_memo"] = {}
         if not isinstance(self.backend_spec, LidBackend):
             state["_backend"] = None
             state["_ready"] = False
@@ -261,12 +269,7 @@ class LanguageIdFilter(SegmentFilter):
         labels: list[str | None] = [None] * len(strings)
         probs: list[float | None] = [None] * len(strings)
         consistent: list[bool | None] = [None] * len(strings)
-        asked = [strings[i] for i in ask]
-        if isinstance(backend, FastTextBackend):
-            shouting = mostly_upper(upper[ask], counts[ask].sum(axis=1))
-            predictions = backend.predict(asked, k=1, shouting=shouting)
-        else:
-            predictions = backend.predict(asked, k=1)
+        predictions = self._predict([strings[i] for i in ask], upper[ask], counts[ask])
         own = script_letters(expected.script)
         for i, prediction in zip(ask.tolist(), predictions, strict=True):
             if not prediction:
@@ -297,6 +300,31 @@ class LanguageIdFilter(SegmentFilter):
             column(consistent, pa.bool_()),
         ]
         return pa.StructArray.from_arrays(fields, fields=list(SCORE_TYPE), mask=mask)
+
+    def _predict(self, texts: list[str], upper: np.ndarray, counts: np.ndarray) -> list[Prediction]:
+        """The model's top answer for each text, run once per distinct text: a text met before
+        (in this batch or an earlier one of this worker) is answered from a memo of up to
+        :data:`MEMO_SIZE` answers, keyed by the text's 64-bit hash."""
+        keys = [xxhash.xxh3_64_intdigest(text.encode("utf-8")) for text in texts]
+        memo = self._memo
+        missing: dict[int, int] = {}
+        for index, key in enumerate(keys):
+            if key not in memo and key not in missing:
+                missing[key] = index
+        if missing:
+            rows = np.fromiter(missing.values(), dtype=np.int64, count=len(missing))
+            asked = [texts[i] for i in rows.tolist()]
+            backend = self.backend
+            if isinstance(backend, FastTextBackend):
+                shouting = mostly_upper(upper[rows], counts[rows].sum(axis=1))
+                answers = backend.predict(asked, k=1, shouting=shouting)
+            else:
+                answers = backend.predict(asked, k=1)
+            if len(memo) + len(missing) > MEMO_SIZE:
+                memo.clear()
+            memo.update(zip(missing, answers, strict=True))
+        self.model_calls += len(missing)
+        return [memo[key] for key in keys]
 
     def _wrong_script(self, routes: np.ndarray, share: np.ndarray, sig: np.ndarray) -> np.ndarray:
         """Too few letters in the language's script, or (unless short) none of its signature
