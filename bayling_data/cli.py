@@ -342,7 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bayling-data {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print(f"bayling-data {args.command}: interrupted", file=sys.stderr)
+        hint = "; add --resume to the same command to continue" if args.command == "build" else ""
+        print(f"bayling-data {args.command}: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # Output piped into `head` and cut short: not an error. Silence the final flush too.

@@ -515,3 +515,29 @@ def test_sides_replaced_by_another_language_are_caught(lid176, flores_dev):
     }
     assert len(required) == 122  # all but the swh/yor-into-Latin and Hans<->Hant pairs
     assert {pair: rate for pair, rate in required.items() if rate < 0.95} == {}
+
+
+def test_the_model_runs_once_per_distinct_text_and_a_full_memo_changes_nothing(monkeypatch):
+    import bayling_data.filters.lid.filter as lid_filter
+
+    texts = [
+        "Der Fluss ist sehr lang und fließt durch viele Länder.",
+        "The river is very long and flows through many countries.",
+        "Wir haben heute Reis gegessen und danach Tee getrunken.",
+    ]
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "corpus": ["c"] * 6,
+            "split": ["dev"] * 6,
+            "segment_id": [str(i) for i in range(6)],
+            "doc_id": [None] * 6,
+            "deu_Latn": [texts[0], texts[2], texts[0], texts[2], texts[0], texts[1]],
+        }
+    )
+    plain = LanguageIdFilter()
+    expected = plain.score(batch.column("deu_Latn"), "deu_Latn")
+    assert plain.model_calls == 3  # three distinct texts among six sides
+    monkeypatch.setattr(lid_filter, "MEMO_SIZE", 2)  # the memo overflows and is cleared
+    small = LanguageIdFilter()
+    for _ in range(3):
+        assert small.score(batch.column("deu_Latn"), "deu_Latn").equals(expected)

@@ -47,7 +47,14 @@ class RayExecutor(Executor):
         if fn not in self._remote:
             self._remote[fn] = self._ray.remote(num_cpus=1, max_retries=2)(fn)
         remote = self._remote[fn]
-        return self._ray.get([remote.remote(item) for item in items])
+        try:
+            return self._ray.get([remote.remote(item) for item in items])
+        except self._ray.exceptions.RayTaskError as err:
+            # A user's mistake found in a task stays a one-line error, not Ray's traceback.
+            cause = getattr(err, "cause", None)
+            if isinstance(cause, BaylingError):
+                raise cause from None
+            raise
 
     def describe(self) -> str:
         return f"ray ({self.workers} CPUs)"

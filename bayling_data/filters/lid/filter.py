@@ -307,9 +307,12 @@ class LanguageIdFilter(SegmentFilter):
         :data:`MEMO_SIZE` answers, keyed by the text's 64-bit hash."""
         keys = [xxhash.xxh3_64_intdigest(text.encode("utf-8")) for text in texts]
         memo = self._memo
+        known: dict[int, Prediction] = {}
         missing: dict[int, int] = {}
         for index, key in enumerate(keys):
-            if key not in memo and key not in missing:
+            if key in memo:
+                known[key] = memo[key]
+            elif key not in missing:
                 missing[key] = index
         if missing:
             rows = np.fromiter(missing.values(), dtype=np.int64, count=len(missing))
@@ -320,11 +323,13 @@ class LanguageIdFilter(SegmentFilter):
                 answers = backend.predict(asked, k=1, shouting=shouting)
             else:
                 answers = backend.predict(asked, k=1)
-            if len(memo) + len(missing) > MEMO_SIZE:
+            fresh = dict(zip(missing, answers, strict=True))
+            if len(memo) + len(fresh) > MEMO_SIZE:
                 memo.clear()
-            memo.update(zip(missing, answers, strict=True))
+            memo.update(fresh)
+            known.update(fresh)
         self.model_calls += len(missing)
-        return [memo[key] for key in keys]
+        return [known[key] for key in keys]
 
     def _wrong_script(self, routes: np.ndarray, share: np.ndarray, sig: np.ndarray) -> np.ndarray:
         """Too few letters in the language's script, or (unless short) none of its signature
