@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bayling_data.filters.global_filter import GlobalFilter, slot_masks
+from bayling_data.filters.global_filter import KEY_SCHEMA, GlobalFilter, slot_masks
 from bayling_data.hashing import stable_hash, unit_interval
 from bayling_data.io.workdir import WorkDir, arrow_sink, read_batches, read_table, write_arrow
 from bayling_data.recipe import Recipe
@@ -91,14 +91,6 @@ class Stages:
         if step.kind == INSTRUCTION:
             return self.instruction_filters[step.index]
         return None
-
-    def position(self, step: Step) -> int:
-        """The step's stage's index in :attr:`all` (tasks: the first task's)."""
-        if step.kind == SEGMENT:
-            return step.index
-        if step.kind == TASKS:
-            return len(self.segment_filters)
-        return len(self.segment_filters) + len(self.tasks) + step.index
 
     @property
     def item_tasks(self) -> list[int]:
@@ -355,8 +347,6 @@ def _write_keys(
     table = pa.concat_tables(keys) if keys else None
     partitions = recipe.execution.partitions if stage.partitioned else 1
     if table is None:
-        from bayling_data.filters.global_filter import KEY_SCHEMA
-
         table = KEY_SCHEMA.empty_table()
     part = pc.cast(pc.bit_wise_and(table.column("key"), pa.scalar(0xFFFF, pa.uint64())), pa.int64())
     part = pc.remainder(part, partitions) if partitions > 1 else None

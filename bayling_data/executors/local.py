@@ -18,6 +18,18 @@ class InProcessExecutor(Executor):
         return [fn(item) for item in items]
 
 
+PRELOAD = ["bayling_data.legs"]
+
+
+def start_fork_server() -> None:
+    """Start the fork server (it imports :data:`PRELOAD` once) now, in the background, so that
+    it is ready by the time a pool asks for workers; the driver reads sources meanwhile."""
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
+    forkserver.ensure_running()
+
+
 class ProcessPoolExecutor(Executor):
     """A pool of ``workers`` processes that lives as long as the executor, so that what a worker
     loads once (language-ID models, tokenizers, the recipe's stages) serves all its work items.
@@ -31,7 +43,7 @@ class ProcessPoolExecutor(Executor):
     def __init__(self, workers: int):
         self.workers = workers
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["bayling_data.legs"])
+        context.set_forkserver_preload(PRELOAD)
         self._pool = futures.ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
     def map(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
