@@ -9,7 +9,7 @@ Prints pairs per second, pairs kept, peak memory and each filter's share of the 
 PREFIX defaults to the OPUS bible-uedin de-en pair in ../shared/corpora. ``dedup-first`` (the
 default) removes duplicate pairs before language ID; each filter depends only on the pair, so the
 pairs kept are the same as in OpusFilter's order, but the model never runs on a duplicate.
-``benchmarks/peer_compare.sh`` times this next to OpusFilter and the LID floor in one run.
+``benchmarks/scale_compare.py`` times this next to OpusFilter and the LID floor in one run.
 """
 
 from __future__ import annotations
