@@ -76,3 +76,34 @@ def test_without_the_train_extra_the_error_says_how_to_install_it(capsys, fake_b
     )
     assert "needs torch (the [train] extra)" in err
     assert err.rstrip().endswith('install it with: python -m pip install "bayling-data[train]"')
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        (
+            "no-such-org/no-such-model",
+            "not in the Hugging Face cache and the Hub cannot be reached",
+        ),
+        ("/no/such/model", "/no/such/model: no such folder"),
+    ],
+)
+def test_a_model_that_cannot_be_loaded_is_one_line(fake_build, tmp_path, model, expected):
+    pytest.importorskip("transformers")
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    result = subprocess.run(
+        [sys.executable, "-m", "bayling_data", "train", str(CONFIG), "--set",
+         f"data.builds.0.path={fake_build}", "--set", f"model.name_or_path={model}", "--set",
+         f"output.dir={tmp_path / 'out'}"],
+        capture_output=True, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert (
+        f"model.name_or_path: cannot load {model!r}" in result.stderr or expected in result.stderr
+    )
+    assert expected in result.stderr

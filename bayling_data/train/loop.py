@@ -84,10 +84,30 @@ def attention_implementation(config: TrainConfig, device: torch.device) -> str:
     return "sdpa"
 
 
+def _not_loadable(key: str, name: str, err: Exception) -> TrainConfigError:
+    """A model or tokenizer that cannot be loaded (offline and not cached, a wrong path or id):
+    one line naming the key, not transformers' chained tracebacks."""
+    if name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().exists():
+        return TrainConfigError(f"{key}: {name}: no such folder")
+    offline = "couldn't connect" in str(err) or "offline" in str(err).lower()
+    why = (
+        "it is not in the Hugging Face cache and the Hub cannot be reached (offline); download it "
+        "first (huggingface-cli download) or give a local folder"
+        if offline
+        else str(err).strip().splitlines()[0]
+    )
+    return TrainConfigError(f"{key}: cannot load {name!r}: {why}")
+
+
 def load_tokenizer(config: TrainConfig):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(config.model.tokenizer or config.model.name_or_path)
+    name = config.model.tokenizer or config.model.name_or_path
+    key = "model.tokenizer" if config.model.tokenizer else "model.name_or_path"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as err:
+        raise _not_loadable(key, name, err) from None
     if tokenizer.pad_token_id is None:  # padding is never trained, any id will do
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -107,9 +127,12 @@ def load_model(config: TrainConfig, tokenizer, implementation: str):
             model_config, attn_implementation=implementation, dtype=torch.float32
         )
     else:
-        model = AutoModelForCausalLM.from_pretrained(
-            config.model.name_or_path, attn_implementation=implementation, dtype=torch.float32
-        )
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                config.model.name_or_path, attn_implementation=implementation, dtype=torch.float32
+            )
+        except (OSError, ValueError) as err:
+            raise _not_loadable("model.name_or_path", config.model.name_or_path, err) from None
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
     model.config.use_cache = False
