@@ -326,3 +326,12 @@ def test_a_process_pool_runs_items_elsewhere_and_answers_in_order() -> None:
 
 def _square_and_pid(value: int) -> tuple[int, int]:
     return value * value, os.getpid()
+
+
+def test_the_shard_size_does_not_change_the_bytes_of_an_unshuffled_build(tmp_path: Path) -> None:
+    from conftest import SAMPLE_RECIPE
+
+    common = ["output.shuffle=false", "batch_segments=4", "execution.executor=inprocess"]
+    small = _build(SAMPLE_RECIPE, tmp_path / "small", *common, "execution.shard_segments=4")
+    large = _build(SAMPLE_RECIPE, tmp_path / "large", *common, "execution.shard_segments=1000")
+    assert small == large

@@ -64,6 +64,14 @@ def _hf_schema(schema: pa.Schema) -> tuple[pa.Schema, dict[str, object]]:
     return schema.with_metadata(metadata), features
 
 
+def _tight(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with freshly allocated buffers. Arrow writes a buffer as allocated, and the same
+    rows can sit in buffers of different capacity depending on how they were sliced and
+    concatenated; copying makes a shard's bytes depend on its rows alone."""
+    columns = [pa.concat_arrays([column]) for column in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
+
+
 class SplitWriter:
     """Writes one split as ``data-XXXXX-of-NNNNN.arrow`` shards plus the ``datasets`` metadata,
     from tables handed over in order (a split never needs to be in memory whole).
@@ -105,7 +113,7 @@ class SplitWriter:
             rest = buffered.slice(take)
             self._pending, self._pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
             assert self._writer is not None
-            self._writer.write_batch(batch)
+            self._writer.write_batch(_tight(batch))
             self._in_shard += take
             if self._in_shard == self.rows_per_shard:
                 self._close_shard()
