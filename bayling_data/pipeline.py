@@ -548,6 +548,8 @@ def run_build(
     except BaylingError:
         work.remove()  # a user's mistake: nothing to resume
         raise
+    finally:
+        work.release()
     work.remove()
     seconds["total"] = time.perf_counter() - started
     return BuildReport(

@@ -335,3 +335,18 @@ def test_the_shard_size_does_not_change_the_bytes_of_an_unshuffled_build(tmp_pat
     small = _build(SAMPLE_RECIPE, tmp_path / "small", *common, "execution.shard_segments=4")
     large = _build(SAMPLE_RECIPE, tmp_path / "large", *common, "execution.shard_segments=1000")
     assert small == large
+
+
+def test_a_second_build_of_the_same_output_is_refused_while_one_runs(tmp_path: Path) -> None:
+    import fcntl
+
+    from conftest import SAMPLE_RECIPE
+
+    out = tmp_path / "out"
+    lock = work_dir_for(out).with_name(f"{work_dir_for(out).name}.lock")
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(BaylingError, match="another build of this output is running"):
+            run_build(load_recipe(SAMPLE_RECIPE, [f"output.dir={out}"]))
+    run_build(load_recipe(SAMPLE_RECIPE, [f"output.dir={out}"]))
+    assert (out / "manifest.json").exists() and not lock.exists()

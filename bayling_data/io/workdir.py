@@ -10,6 +10,7 @@ that looks finished and is not. ``bayling-data build --resume`` skips the marked
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -107,9 +108,20 @@ def read_tables(paths: Iterable[Path]) -> list[pa.Table]:
 class WorkDir:
     """Paths and completion markers of one build's work folder."""
 
-    def __init__(self, root: Path, created: Path | None = None):
+    def __init__(self, root: Path, created: Path | None = None, lock: int | None = None):
         self.root = root
         self.created = created  # the highest folder above root that this build made
+        self._lock = lock  # a file descriptor holding the folder's exclusive lock
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root.with_name(f"{self.root.name}.lock")
+
+    def release(self) -> None:
+        """Let another build use this folder (the lock also goes when the process dies)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def __truediv__(self, part: str) -> Path:
         return self.root / part
@@ -130,6 +142,8 @@ class WorkDir:
     def remove(self) -> None:
         """Remove the work folder, and the folders above it that the build made, if empty."""
         shutil.rmtree(self.root, ignore_errors=True)
+        self.lock_path.unlink(missing_ok=True)
+        self.release()
         if self.created is None:
             return
         for folder in self.root.parents:
@@ -150,8 +164,18 @@ def open_work_dir(root: Path, state: dict[str, Any], resume: bool) -> tuple[Work
     pieces of two builds would give output that neither would.
     """
     created = next((p for p in reversed(root.parents) if not p.exists()), None)
-    work = WorkDir(root, created)
-    state = {"format": WORK_FORMAT, **state}
+    root.parent.mkdir(parents=True, exist_ok=True)
+    work = WorkDir(root, created, _lock(root.with_name(f"{root.name}.lock")))
+    try:
+        return work, _claim(work, {"format": WORK_FORMAT, **state}, resume)
+    except BaseException:
+        work.release()
+        raise
+
+
+def _claim(work: WorkDir, state: dict[str, Any], resume: bool) -> bool:
+    """Check an earlier folder for a resume, or start a fresh one; True when resuming."""
+    root = work.root
     state_file = root / "state.json"
     if resume and state_file.is_file():
         earlier = read_json(state_file)
@@ -168,12 +192,27 @@ def open_work_dir(root: Path, state: dict[str, Any], resume: bool) -> tuple[Work
                 f"segments, but execution.shard_segments is now {state['shard_segments']}; "
                 "resume with the same value, or build without --resume to start over"
             )
-        return work, True
+        return True
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
     write_json(state_file, state)
-    return work, False
+    return False
+
+
+def _lock(path: Path) -> int:
+    """An exclusive lock on ``path``, or a one-line error when another build holds it: two
+    builds writing one work folder would corrupt each other's pieces."""
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(handle)
+        raise BaylingError(
+            f"{path.with_suffix('')}: another build of this output is running "
+            f"({path} is locked); wait for it to finish or stop it"
+        ) from None
+    return handle
 
 
 def update_state(work: WorkDir, **values: Any) -> None:
