@@ -22,11 +22,16 @@ def build_summary(report: object, console: Console) -> None:
     """Rows in and out of every stage with its time, and rows written per task and language."""
     manifest = report.manifest  # type: ignore[attr-defined]
     seconds = report.seconds  # type: ignore[attr-defined]
-    stages = Table(title="stages", title_justify="left")
+    stages = Table(
+        title="stages",
+        title_justify="left",
+        caption="a stage's seconds are added up over all workers",
+        caption_justify="left",
+    )
     for column in ("stage", "counts", "in", "dropped", "out", "seconds"):
         stages.add_column(column, justify="left" if column in ("stage", "counts") else "right")
     segments = sum(int(sum(s.get("splits", {}).values())) for s in manifest["sources"])
-    stages.add_row("load", "segments", "", "", _n(segments), f"{seconds.get('load', 0.0):.2f}")
+    stages.add_row("read", "segments", "", "", _n(segments), f"{seconds.get('read', 0.0):.2f}")
     for stats in report.stats:  # type: ignore[attr-defined]
         if stats.by_key:
             total_in = sum(entry["in"] for entry in stats.by_key.values())
