@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from bayling_data.filters.global_filter import KEY_SCHEMA, GlobalFilter, slot_masks
 from bayling_data.hashing import stable_hash, unit_interval
-from bayling_data.io.workdir import WorkDir, arrow_sink, read_batches, read_table, write_arrow
+from bayling_data.io.workdir import WorkDir, arrow_sink, read_table, write_arrow
 from bayling_data.recipe import Recipe
 from bayling_data.schema import INSTRUCTION_SCHEMA, WORK_INSTRUCTION_SCHEMA
 from bayling_data.stage import Stage
@@ -289,8 +289,8 @@ def _run_leg(job: Job, work: WorkDir, stages: Stages, legs: list[Leg]) -> dict[s
     batches: Iterator[pa.RecordBatch] = iter(())
     schema = WORK_INSTRUCTION_SCHEMA
     if source.exists():
-        batches = read_batches(source)
-        schema = pa.ipc.open_stream(pa.memory_map(str(source))).schema
+        reader = pa.ipc.open_stream(pa.memory_map(str(source)))
+        batches, schema = iter(reader), reader.schema
     segments = not item_shard and not any(
         step.kind in (TASKS, INSTRUCTION) for step in _steps_before(legs, leg)
     )

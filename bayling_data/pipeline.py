@@ -23,7 +23,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -342,22 +341,15 @@ def _mixture(plan: BuildPlan, work: WorkDir, shards: list[int]) -> tuple[dict[st
         weights[name] = weights.get(name, 0.0) + config.weight
     projections = [read_table(projection_path(work, shard)) for shard in shards]
     sizes = [table.num_rows for table in projections]
-    table = pa.concat_tables(projections, promote_options="permissive") if projections else None
-    if table is None or table.num_rows == 0:
-        keep = np.zeros(0, dtype=bool)
-        _, report = mixture_keep(
-            PROJECTION_SCHEMA.empty_table(), weights, plan.recipe.mixture, plan.pivots,
-            plan.recipe.seed, keys=np.zeros(0, np.uint64),
-        )  # fmt: skip
-    else:
-        keep, report = mixture_keep(
-            table,
-            weights,
-            plan.recipe.mixture,
-            plan.pivots,
-            plan.recipe.seed,
-            keys=table.column("mix_key").to_numpy(),
-        )
+    table = pa.concat_tables([PROJECTION_SCHEMA.empty_table(), *projections])
+    keep, report = mixture_keep(
+        table,
+        weights,
+        plan.recipe.mixture,
+        plan.pivots,
+        plan.recipe.seed,
+        keys=table.column("mix_key").to_numpy(),
+    )
     start = 0
     for shard, size in zip(shards, sizes, strict=True):
         write_arrow(keep_path(work, shard), pa.table({"keep": keep[start : start + size]}))
@@ -375,7 +367,7 @@ def _write_output(
         writer = SplitWriter(
             staging / split, INSTRUCTION_SCHEMA, recipe.output.rows_per_shard, total
         )
-        counts: dict[str, dict[str, int]] = {}
+        counts = count_rows(INSTRUCTION_SCHEMA.empty_table())
         folder = work / f"final/buckets/{split}"
         buckets = sorted(folder.glob("bucket-*")) if folder.is_dir() else []
         for bucket in buckets:
@@ -383,14 +375,12 @@ def _write_output(
             table = table.sort_by([(name, "ascending") for name in ORDER_COLUMNS])
             table = table.drop_columns(list(ORDER_COLUMNS))
             writer.write(table)
-            counts = _add(counts, count_rows(table)) if counts else count_rows(table)
+            counts = _add(counts, count_rows(table))
         shard_info = writer.close()
         splits[split] = {
             "rows": total,
             "shards": [shard.to_dict() for shard in shard_info],
-            "counts": _sorted_counts(counts)
-            if counts
-            else count_rows(INSTRUCTION_SCHEMA.empty_table()),
+            "counts": _sorted_counts(counts),
         }
     write_dataset_dict(staging, list(rows))
     return splits

@@ -78,8 +78,9 @@ class SegmentDedup(SegmentFilter, GlobalFilter):
         """One key per present side: its text's hash salted with its language; the slot is the
         language's column."""
         tables = []
+        languages = set(segment_languages(batch))
         for slot, code in enumerate(batch.schema.names):
-            if code not in segment_languages(batch):
+            if code not in languages:
                 continue
             column = batch.column(slot)
             rows = np.flatnonzero(pc.is_valid(column).to_numpy(zero_copy_only=False))
@@ -91,8 +92,9 @@ class SegmentDedup(SegmentFilter, GlobalFilter):
 
     def apply(self, batch: pa.RecordBatch, masks: dict[int, np.ndarray]) -> pa.RecordBatch:
         columns = list(batch.columns)
+        languages = set(segment_languages(batch))
         for slot, code in enumerate(batch.schema.names):
-            if code not in segment_languages(batch):
+            if code not in languages:
                 continue
             present = pc.is_valid(columns[slot])
             reasons = reasons_from_mask(masks.get(slot), batch.num_rows, "duplicate")

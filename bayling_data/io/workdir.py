@@ -90,12 +90,6 @@ def write_arrow(path: Path, data: pa.Table) -> None:
         sink.write(data)
 
 
-def read_batches(path: Path) -> Iterator[pa.RecordBatch]:
-    """The record batches of a stream file, as written (batch boundaries kept)."""
-    with pa.memory_map(str(path)) as source:
-        yield from pa.ipc.open_stream(source)
-
-
 def read_table(path: Path) -> pa.Table:
     with pa.memory_map(str(path)) as source:
         return pa.ipc.open_stream(source).read_all()
