@@ -154,7 +154,8 @@ def plan_build(recipe: Recipe) -> BuildPlan:
 def build_stages(recipe: Recipe, pivots: list[str], targets: set[str]) -> Stages:
     """The recipe's filters and tasks, constructed; what a worker needs (no source is opened)."""
     filters = [
-        _keyed(f"filters.{i}", build_filter, config) for i, config in enumerate(recipe.filters)
+        _keyed(f"filters.{i}", build_filter, config, recipe.sources)
+        for i, config in enumerate(recipe.filters)
     ]
     context = TaskContext(pivots=pivots, targets=targets, seed=recipe.seed)
     return Stages(

@@ -11,11 +11,12 @@ rule, and counts rows in, dropped and why, per language or direction.
 | ratio         | instruction (pair)             | ratio.py            |
 | near_dedup    | instruction (pair or messages) | near_dedup.py       |
 | decontaminate | segment (whole rows)           | decontaminate.py    |
+| not_text      | segment                        | not_text.py         |
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Union
 
 from bayling_data.filters.base import InstructionFilter, SegmentFilter
@@ -32,6 +33,7 @@ from bayling_data.filters.length import LengthConfig, LengthFilter
 from bayling_data.filters.lid import LanguageIdFilter, LidConfig
 from bayling_data.filters.near_dedup import NearDedup, NearDedupConfig
 from bayling_data.filters.normalize import Normalize, NormalizeConfig
+from bayling_data.filters.not_text import NotTextConfig, NotTextFilter
 from bayling_data.filters.ratio import RatioConfig, RatioFilter
 
 Filter = Union[SegmentFilter, InstructionFilter]  # noqa: UP007
@@ -44,6 +46,7 @@ FILTER_TYPES: dict[str, tuple[type, Callable[..., Filter]]] = {
     "ratio": (RatioConfig, RatioFilter.from_config),
     "near_dedup": (NearDedupConfig, NearDedup.from_config),
     "decontaminate": (DecontaminateConfig, Decontaminate.from_config),
+    "not_text": (NotTextConfig, NotTextFilter.from_config),
 }
 
 # The recipe's `filters` entries validate against this union, discriminated by `type`.
@@ -58,6 +61,7 @@ __all__ = [
     "LengthFilter",
     "NearDedup",
     "Normalize",
+    "NotTextFilter",
     "PairDedup",
     "RatioFilter",
     "RowDedup",
@@ -67,7 +71,14 @@ __all__ = [
 ]
 
 
-def build_filter(config: object) -> Filter:
-    """The filter a recipe's ``filters`` entry asks for."""
+# Filters whose factory also takes the recipe's source entries (decontaminate's `source_splits`).
+NEEDS_RECIPE_SOURCES = frozenset({"decontaminate"})
+
+
+def build_filter(config: object, recipe_sources: Sequence[object] = ()) -> Filter:
+    """The filter a recipe's ``filters`` entry asks for; ``recipe_sources`` are the recipe's
+    ``sources`` entries, handed to the filters that read them (:data:`NEEDS_RECIPE_SOURCES`)."""
     _, factory = FILTER_TYPES[config.type]  # type: ignore[attr-defined]
+    if config.type in NEEDS_RECIPE_SOURCES:  # type: ignore[attr-defined]
+        return factory(config, recipe_sources)
     return factory(config)
