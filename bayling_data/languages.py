@@ -5,7 +5,8 @@ Corpora, language-ID backends and users name languages in different code spaces:
 (``zh-Hans``, ``pt-BR``), macrolanguages (``swa``, ``msa``) and plain names (``Swahili``,
 ``斯瓦希里语``).
 Everything inside bayling-data uses the Flores-200 code; this module turns any of the other forms
-into it, and gives each language's name in English or Chinese for prompts.
+into it, and gives each language's name in English or Chinese for prompts
+(:meth:`LanguageRegistry.prompt_name`: one name per language, never shared by two rows).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import csv
 import difflib
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from functools import cache
@@ -49,6 +51,14 @@ _REGION_SCRIPTS = {
     ("zh", "sg"): "Hans",
 }
 _PREFERRED_SCRIPT = {"zh": "Hans", "zho": "Hans", "cmn": "Hans", "chi": "Hans"}
+
+# A registry name's trailing qualifier: "Acehnese (Arabic script)", "亚齐语（阿拉伯字母）".
+_QUALIFIER = re.compile(r"\s*[（(][^（）()]*[）)]$")
+# Prompt names that read better than the registry's "Name (qualifier)" form, by (code, column).
+_PROMPT_NAMES = {
+    ("zho_Hans", "name_en"): "Simplified Chinese",
+    ("zho_Hant", "name_en"): "Traditional Chinese",
+}
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,31 @@ class Language:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+def name_column(prompt_lang: str) -> str:
+    """The registry column that names languages in a prompt language: ``name_zh`` for Chinese
+    prompts (``zho_Hans``, ``zh``), ``name_en`` for every other prompt language."""
+    lang = prompt_lang.lower()
+    return "name_zh" if lang in ("zh", "zho") or lang.startswith(("zho_", "zh-")) else "name_en"
+
+
+def _prompt_names(languages: list[Language], column: str) -> dict[str, str]:
+    """Every language's prompt name in one column: the registry name without its "(Arabic
+    script)"-style qualifier, unless another row would then share it (Acehnese in Arabic and in
+    Latin script), in which case the qualifier stays; names in :data:`_PROMPT_NAMES` win."""
+    full = {lang.code: getattr(lang, column) for lang in languages}
+    base = {code: _QUALIFIER.sub("", name) or name for code, name in full.items()}
+    taken = Counter(base.values())
+    taken.update(name for code, name in full.items() if name != base[code])
+    names = {
+        code: _PROMPT_NAMES.get((code, column))
+        or (base[code] if taken[base[code]] == 1 else full[code])
+        for code in full
+    }
+    # A registry whose shortened names still meet (hand-made ones) keeps its full names there.
+    shared = Counter(names.values())
+    return {code: full[code] if shared[name] > 1 else name for code, name in names.items()}
+
+
 def _normalize_key(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).strip().casefold()
     return re.sub(r"[\s_]+", " ", text)
@@ -101,6 +136,10 @@ class LanguageRegistry:
             if lang.flores200 in self._languages:
                 raise ValueError(f"duplicate Flores-200 code {lang.flores200!r} in the registry")
             self._languages[lang.flores200] = lang
+        rows = list(self._languages.values())
+        self._prompt_names = {
+            column: _prompt_names(rows, column) for column in ("name_en", "name_zh")
+        }
         for lang in self._languages.values():
             keys = [
                 lang.flores200,
@@ -109,6 +148,8 @@ class LanguageRegistry:
                 lang.iso639_3,
                 lang.name_en,
                 lang.name_zh,
+                self._prompt_names["name_en"][lang.code],
+                self._prompt_names["name_zh"][lang.code],
                 lang.lid176,
                 lang.langid,
                 lang.nllb_lid,
@@ -138,6 +179,13 @@ class LanguageRegistry:
         except UnknownLanguageError:
             return False
         return True
+
+    def prompt_name(self, code: str, prompt_lang: str) -> str:
+        """The name a prompt written in ``prompt_lang`` uses for the language ``code`` (a
+        Flores-200 code): English or Chinese (see :func:`name_column`), and never the name of
+        another row: "Acehnese (Arabic script)" / "亚齐语（阿拉伯字母）" next to "Acehnese (Latin
+        script)", "Simplified Chinese" / "简体中文", but plain "Swahili" / "斯瓦希里语"."""
+        return self._prompt_names[name_column(prompt_lang)][self.get(code).code]
 
     def get(self, flores200: str) -> Language:
         """The row for an exact Flores-200 code."""
@@ -270,3 +318,8 @@ def registry() -> LanguageRegistry:
 def resolve(query: str) -> Language:
     """Resolve any code or name to a :class:`Language` (see :meth:`LanguageRegistry.resolve`)."""
     return registry().resolve(query)
+
+
+def prompt_name(code: str, prompt_lang: str, lang_registry: LanguageRegistry | None = None) -> str:
+    """A language's name in a prompt (see :meth:`LanguageRegistry.prompt_name`)."""
+    return (lang_registry or registry()).prompt_name(code, prompt_lang)

@@ -88,12 +88,48 @@ def build_summary(report: object, console: Console) -> None:
             for key, n in sorted(reasons.items(), key=lambda item: -item[1]):
                 why.add_row(key, _n(n))
             console.print(why)
+    skipped_table(manifest, console)
     written_table(manifest, console)
     console.print(
         f"wrote {_n(sum(s['rows'] for s in manifest['splits'].values()))} rows to "
         f"{report.out_dir} in {seconds.get('total', 0.0):.1f}s"  # type: ignore[attr-defined]
     )
     console.print(f"signature: {manifest['signature']}")
+
+
+def task_skips(manifest: dict[str, object]) -> list[tuple[str, str, int]]:
+    """(stage, what: reason, count) for every skip a stage reports in its manifest ``details``:
+    ``skipped`` ({reason: n} of items), ``skipped_<unit>`` ({reason: n}) or ``skipped_<reason>``
+    (n)."""
+    found: list[tuple[str, str, int]] = []
+    for entry in manifest.get("funnel", []):  # type: ignore[attr-defined]
+        details = entry.get("details")
+        if not isinstance(details, dict):
+            continue
+        for key, value in details.items():
+            if not key.startswith("skipped"):
+                continue
+            suffix = key[len("skipped") :].lstrip("_")
+            if isinstance(value, dict):
+                unit = suffix or "items"
+                found += [(entry["name"], f"{unit}: {why}", n) for why, n in value.items() if n]
+            elif isinstance(value, int) and value:
+                found.append((entry["name"], suffix, value))
+    return found
+
+
+def skipped_table(manifest: dict[str, object], console: Console) -> None:
+    """What the tasks skipped, and why (nothing is printed when they skipped nothing)."""
+    skips = task_skips(manifest)
+    if not skips:
+        return
+    table = Table(title="skipped by tasks (not turned into rows)", title_justify="left")
+    table.add_column("task")
+    table.add_column("reason")
+    table.add_column("skipped", justify="right")
+    for name, why, n in skips:
+        table.add_row(name, why, _n(n))
+    console.print(table)
 
 
 def written_table(manifest: dict[str, object], console: Console) -> None:

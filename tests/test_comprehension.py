@@ -52,15 +52,14 @@ def test_explain_answer_is_the_pivot_text_of_the_segment(small_flores):
     assert len({r["direction"] for r in rows}) == 4  # fra/swh x zho/eng
 
 
-def test_identify_answer_holds_the_registry_name_and_the_prompt_does_not():
+def test_identify_answer_holds_the_prompt_name_and_the_prompt_does_not():
     source = FloresSource(sample_path("flores200"))
     task = ComprehensionTask(PIVOTS, kinds=["identify_language"], seed=4)
     rows = generate(source, task, 50).to_pylist()
     assert rows
     reg = registry()
     for r in rows:
-        lang = reg.get(r["src_lang"])
-        name = lang.name_zh if r["prompt_lang"] == "zho_Hans" else lang.name_en
+        name = reg.prompt_name(r["src_lang"], r["prompt_lang"])
         assert name in r["messages"][1]["content"]
         assert name not in r["messages"][0]["content"]
         assert r["src_lang"] not in PIVOTS and r["tgt_lang"] == r["prompt_lang"]

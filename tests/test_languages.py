@@ -166,6 +166,39 @@ def test_names_in_both_languages():
     assert swahili.name("zh") == "斯瓦希里语"
 
 
+@pytest.mark.parametrize("prompt_lang", ["eng_Latn", "zho_Hans"])
+def test_no_two_languages_share_a_prompt_name(prompt_lang):
+    names = {lang.code: registry().prompt_name(lang.code, prompt_lang) for lang in registry()}
+    assert len(names) == 204 and all(names.values())
+    shared = {name: n for name, n in Counter(names.values()).items() if n > 1}
+    assert not shared, f"prompt names in {prompt_lang} shared by several languages: {shared}"
+    for code, name in names.items():
+        assert resolve(name).code == code  # a prompt name is also a way to ask for the language
+
+
+@pytest.mark.parametrize(
+    ("code", "english", "chinese"),
+    [
+        ("swh_Latn", "Swahili", "斯瓦希里语"),
+        ("ace_Arab", "Acehnese (Arabic script)", "亚齐语（阿拉伯字母）"),
+        ("ace_Latn", "Acehnese (Latin script)", "亚齐语（拉丁字母）"),
+        ("kas_Deva", "Kashmiri (Devanagari script)", "克什米尔语（天城文）"),
+        ("taq_Tfng", "Tamasheq (Tifinagh script)", "塔马舍克语（提非纳字母）"),
+        ("arb_Arab", "Modern Standard Arabic", "现代标准阿拉伯语"),
+        ("arb_Latn", "Modern Standard Arabic (Romanized)", "现代标准阿拉伯语（拉丁字母）"),
+        ("zho_Hans", "Simplified Chinese", "简体中文"),
+        ("zho_Hant", "Traditional Chinese", "繁体中文"),
+        ("yue_Hant", "Yue Chinese", "粤语"),
+        # One row only: the qualifier is not needed to tell it from another language.
+        ("mni_Beng", "Meitei", "曼尼普尔语"),
+    ],
+)
+def test_prompt_names(code, english, chinese):
+    reg = registry()
+    assert reg.prompt_name(code, "eng_Latn") == reg.prompt_name(code, "en") == english
+    assert reg.prompt_name(code, "zho_Hans") == reg.prompt_name(code, "zh") == chinese
+
+
 def test_unknown_code_suggests_the_nearest():
     with pytest.raises(UnknownLanguageError) as err:
         resolve("swhh")

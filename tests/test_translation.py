@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pyarrow as pa
+from conftest import write_flores
 
 from bayling_data.sources import FloresSource
 from bayling_data.tasks import TranslationTask
@@ -64,7 +65,32 @@ def test_prompts_name_languages_in_the_prompt_language(small_flores):
     table = generate(FloresSource(small_flores, splits=["dev"]), en_only, 100)
     rows = [r for r in table.to_pylist() if r["direction"] == "fra_Latn-zho_Hans"]
     prompts = [r["messages"][0]["content"] for r in rows]
-    assert all("French" in p and "Chinese" in p and "Simplified" not in p for p in prompts)
+    assert all("French" in p and "Simplified Chinese" in p for p in prompts)
+
+
+def test_prompts_name_the_script_of_a_language_written_in_two(tmp_path):
+    # zho_Hans and zho_Hant, ace_Arab and ace_Latn: each prompt names the one it means, even when
+    # the other side of the pair is a language of its own (English).
+    texts = {
+        "eng_Latn": ["The river is long.", "We ate rice today."],
+        "zho_Hans": ["这条河很长。", "我们今天吃了米饭。"],
+        "zho_Hant": ["這條河很長。", "我們今天吃了米飯。"],
+        "ace_Arab": ["ا", "ب"],
+        "ace_Latn": ["Krueng panyang.", "Kamoe ka pajoh bu."],
+    }
+    root = write_flores(tmp_path / "flores", "dev", texts)
+    names = {
+        "eng_Latn": {"zho_Hant": "Traditional Chinese", "ace_Arab": "Acehnese (Arabic script)"},
+        "zho_Hans": {"zho_Hant": "繁体中文", "ace_Arab": "亚齐语（阿拉伯字母）"},
+    }
+    for prompt_lang, expected in names.items():
+        task = TranslationTask(
+            ["zho_Hans", "eng_Latn"], ["zho_Hant", "ace_Arab"], prompt_languages={prompt_lang: 1}
+        )
+        rows = generate(FloresSource(root, splits=["dev"]), task, 100).to_pylist()
+        for code, name in expected.items():
+            mine = [r for r in rows if code in (r["src_lang"], r["tgt_lang"])]
+            assert mine and all(name in r["messages"][0]["content"] for r in mine), code
 
 
 def test_output_does_not_depend_on_batch_size(small_flores):

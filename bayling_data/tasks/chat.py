@@ -41,7 +41,7 @@ from bayling_data.tasks.base import (
     document_runs,
     new_columns,
 )
-from bayling_data.tasks.comprehension import display_name, split_by_kind
+from bayling_data.tasks.comprehension import split_by_kind
 from bayling_data.tasks.templates import (
     Template,
     TemplateSet,
@@ -265,13 +265,11 @@ class ChatTask(LanguagesMixin, Stage):
             choices = self._choices(prompt_lang, kind)
             template = choices[stable_hash(self.seed, "template", turn, *record) % len(choices)]
             src_lang = source if kind in ("first", "docfirst", "docnext") else previous
-
-            def name(code: str, prompt_lang: str = prompt_lang) -> str:
-                return display_name(
-                    self.registry, code, prompt_lang, [c for c in languages if c != code]
-                )
-
-            prompt = template.render(src_name=name(src_lang), tgt_name=name(lang), **values)
+            prompt = template.render(
+                src_name=self.registry.prompt_name(src_lang, prompt_lang),
+                tgt_name=self.registry.prompt_name(lang, prompt_lang),
+                **values,
+            )
             messages += [
                 {"role": "user", "content": prompt},
                 {"role": "assistant", "content": answer},

@@ -4,7 +4,7 @@ Three kinds, each built from one aligned segment (and, for ``same_meaning``, a s
 
 * ``explain``: "what does this Swahili sentence mean? answer in Chinese" -> the segment's Chinese
   text. The prompt is written in the pivot the answer is in.
-* ``identify_language``: "what language is this sentence?" -> the language's registry name in the
+* ``identify_language``: "what language is this sentence?" -> the language's prompt name in the
   prompt language (inside a short answer template). The prompt never names the language.
 * ``same_meaning``: a sentence in X and one in pivot P: do they mean the same? Half the rows pair
   the segment with its own P text (yes), half with the P text of another segment (no).
@@ -24,7 +24,6 @@ no candidate gets no mismatched row rather than a wrong one.
 
 from __future__ import annotations
 
-import re
 import string
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -74,7 +73,6 @@ _ALL_FIELDS = frozenset().union(*(allowed for _, allowed in TEMPLATE_KINDS.value
 # when the task loads its templates (see TEMPLATE_KINDS).
 declare_templates("comprehension", set(), _ALL_FIELDS)
 _META = ("corpus", "split", "doc_id")
-_QUALIFIER = re.compile(r"\s*[（(][^（）()]*[）)]$")
 
 
 class ComprehensionTaskConfig(TaskFields):
@@ -117,18 +115,6 @@ def split_by_kind(
                 )
             grouped.setdefault((lang, kind), []).append(template)
     return {key: tuple(value) for key, value in grouped.items()}
-
-
-def display_name(
-    lang_registry: LanguageRegistry, code: str, prompt_lang: str, others: Iterable[str]
-) -> str:
-    """A language's name in the prompt language; "(Simplified)"-style qualifiers are kept only
-    when another language of the row is the same language in another script."""
-    lang = lang_registry.get(code)
-    name = lang.name_zh if prompt_lang.startswith("zho_") else lang.name_en
-    if all(lang_registry.get(other).iso639_3 != lang.iso639_3 for other in others):
-        name = _QUALIFIER.sub("", name)
-    return name
 
 
 class ComprehensionTask(LanguagesMixin, Stage):
@@ -262,8 +248,8 @@ class ComprehensionTask(LanguagesMixin, Stage):
         record = (*base, "explain", target, pivot)
         template = self._pick(pivot, "explain", *record)
         prompt = template.render(
-            src_name=display_name(self.registry, target, pivot, [pivot]),
-            tgt_name=display_name(self.registry, pivot, pivot, [target]),
+            src_name=self.registry.prompt_name(target, pivot),
+            tgt_name=self.registry.prompt_name(pivot, pivot),
             src_text=src_text,
         )
         _append(
@@ -276,8 +262,7 @@ class ComprehensionTask(LanguagesMixin, Stage):
         record = (*base, "identify_language", target)
         prompt_lang = self._prompt_lang(*record)
         template = self._pick(prompt_lang, "identify", *record)
-        lang = self.registry.get(target)
-        lang_name = lang.name_zh if prompt_lang.startswith("zho_") else lang.name_en
+        lang_name = self.registry.prompt_name(target, prompt_lang)
         answer = self._pick(prompt_lang, "identans", *record).render(lang_name=lang_name)
         prompt = template.render(src_text=text)
         _append(
@@ -312,8 +297,8 @@ class ComprehensionTask(LanguagesMixin, Stage):
         prompt_lang = self._prompt_lang(*record)
         template = self._pick(prompt_lang, "same", *record)
         prompt = template.render(
-            src_name=display_name(self.registry, target, prompt_lang, [pivot]),
-            tgt_name=display_name(self.registry, pivot, prompt_lang, [target]),
+            src_name=self.registry.prompt_name(target, prompt_lang),
+            tgt_name=self.registry.prompt_name(pivot, prompt_lang),
             src_text=src_text,
             tgt_text=shown,
         )

@@ -12,6 +12,10 @@ knowledge across the pivot:
   the answer in X, answered with the X version (QA turns mixed into a cross-lingual chat).
 
 Answers are the item's own versions, never machine output, so every row is right by construction.
+A question never goes out without the passage it depends on: when any version of an item has a
+context (``context_field``, ``context`` by default), every row shows the context of the version
+whose question it asks, and a row whose asked version has none is not generated (counted in
+``details()["skipped_rows"]``; an item left with no row at all in ``skipped``).
 Items are grouped by id in memory (a QA set is small next to a parallel corpus); rows come out in
 the order items were first seen, and each choice of P and template is a hash of the seed, item id,
 X and variant.
@@ -20,7 +24,6 @@ X and variant.
 from __future__ import annotations
 
 import fnmatch
-import re
 import string
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -64,7 +67,9 @@ _VARIANT_GROUP = {
     "chat": "pivot",
 }
 _ALL_PLACEHOLDERS = frozenset().union(*(req | opt for req, opt in GROUPS.values()))
-_QUALIFIER = re.compile(r"\s*[（(][^（）()]*[）)]$")
+CONTEXT_FIELD = "context"
+# Why a row of an item that has a passage is not generated: the version it asks has none.
+NO_CONTEXT = "no_context_in_asked_language"
 
 
 class PivotQAConfig(TaskFields):
@@ -82,7 +87,10 @@ class PivotQAConfig(TaskFields):
     )
     question_field: str = Field(default="question")
     answer_field: str = Field(default="answer")
-    context_field: str | None = Field(default=None, description="A passage to show, if any.")
+    context_field: str | None = Field(
+        default=CONTEXT_FIELD,
+        description="The passage a question depends on, shown with it (null: rows have none).",
+    )
     variants: list[Variant] = Field(default=list(VARIANTS), min_length=1)
     split: str = Field(default="train", description="What the rows record as source_split.")
 
@@ -136,7 +144,7 @@ class PivotQATask(ItemTask):
         languages: dict[str, str] | None = None,
         question_field: str = "question",
         answer_field: str = "answer",
-        context_field: str | None = None,
+        context_field: str | None = CONTEXT_FIELD,
         variants: Iterable[str] = VARIANTS,
         prompt_languages: dict[str, float] | None = None,
         split: str = "train",
@@ -172,7 +180,8 @@ class PivotQATask(ItemTask):
         self.groups = {
             code: group_templates(self.templates, code) for code, _ in self.prompt_languages
         }
-        self.skipped: Counter[str] = Counter()
+        self.skipped: Counter[str] = Counter()  # items, by reason
+        self.skipped_rows: Counter[str] = Counter()  # rows of generated items, by reason
         self.items = 0
         self.duplicates = 0
 
@@ -180,12 +189,14 @@ class PivotQATask(ItemTask):
         return {
             "items": self.items,
             "skipped": dict(sorted(self.skipped.items())),
+            "skipped_rows": dict(sorted(self.skipped_rows.items())),
             "duplicate_versions": self.duplicates,
         }
 
     def reset_counters(self) -> None:
         super().reset_counters()
-        self.skipped, self.items, self.duplicates = Counter(), 0, 0
+        self.skipped, self.skipped_rows = Counter(), Counter()
+        self.items, self.duplicates = 0, 0
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -238,15 +249,6 @@ class PivotQATask(ItemTask):
 
     # -- generating ----------------------------------------------------------------------------
 
-    def language_name(self, code: str, prompt_lang: str, other: str) -> str:
-        """A language's name in the prompt language, without a "(Simplified)"-style qualifier
-        unless the other side is the same language in another script."""
-        lang = self.registry.get(code)
-        name = lang.name_zh if prompt_lang.startswith("zho_") else lang.name_en
-        if self.registry.get(other).iso639_3 != lang.iso639_3:
-            name = _QUALIFIER.sub("", name)
-        return name
-
     def item_targets(self, versions: dict[str, Version]) -> list[str]:
         """The languages X an item is asked in: targets of the recipe, and the other pivots."""
         return sorted(
@@ -256,23 +258,37 @@ class PivotQATask(ItemTask):
         )
 
     def item_rows(self, item_id: str, versions: dict[str, Version]) -> Iterator[dict[str, Any]]:
-        """The rows of one item; counts it as skipped when it has no pivot or no target."""
+        """The rows of one item; counts it as skipped when it has no pivot or no target, and a
+        row as skipped when the item has a passage but the version the row asks has none."""
         pivots = [(code, share) for code, share in self.prompt_languages if code in versions]
         if not pivots:
             self.skipped["no_pivot"] += 1
             return
-        produced = False
+        # A question of an item with a passage may depend on it: ask only versions that have one.
+        needs_context = any(version.context for version in versions.values())
+        produced = candidates = False
         for target in self.item_targets(versions):
             choices = [(code, share) for code, share in pivots if code != target]
             if not choices:
                 continue
             for variant in self.variants:
+                candidates = True
+                if needs_context:
+                    if variant == "answer_in_target":  # asks the pivot's version
+                        asked = [(code, share) for code, share in choices if versions[code].context]
+                    else:  # asks the target's version
+                        asked = choices if versions[target].context else []
+                    if not asked:
+                        self.skipped_rows[NO_CONTEXT] += 1
+                        continue
+                else:
+                    asked = choices
                 record = (item_id, target, variant)
-                pivot = weighted_choice(choices, unit_interval(self.seed, "prompt", *record))
+                pivot = weighted_choice(asked, unit_interval(self.seed, "prompt", *record))
                 produced = True
                 yield self.render(item_id, variant, pivot, target, versions, record)
         if not produced:
-            self.skipped["no_target"] += 1
+            self.skipped[NO_CONTEXT if candidates else "no_target"] += 1
 
     def _pick(self, pivot: str, group: str, *record: object) -> Template:
         options = self.groups[pivot][group]
@@ -297,8 +313,8 @@ class PivotQATask(ItemTask):
             question = layout.render(context=asked.context, question=question)
             used.append(layout.id)
         names = {
-            "lang_name": self.language_name(target, pivot, pivot),
-            "pivot_name": self.language_name(pivot, pivot, target),
+            "lang_name": self.registry.prompt_name(target, pivot),
+            "pivot_name": self.registry.prompt_name(pivot, pivot),
         }
         template = self._pick(pivot, _VARIANT_GROUP[variant], *record)
         prompt = template.render(question=question, **names)

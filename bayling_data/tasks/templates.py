@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from bayling_data.errors import BaylingError
-from bayling_data.languages import registry
+from bayling_data.languages import prompt_name, registry
 
 # Keys an entry may hold its text under: prompts are "user" turns, system prompts "system" ones.
 TEXT_KEYS = ("user", "system", "text")
@@ -286,24 +286,24 @@ def load_bundled(task: str) -> TemplateSet:
 
 
 def sample_sentence(code: str) -> str:
-    lang = registry().get(code)
-    return SAMPLE_SENTENCES.get(code, f"[a sample {lang.name_en} sentence]")
+    return SAMPLE_SENTENCES.get(code, f"[a sample {prompt_name(code, 'eng_Latn')} sentence]")
 
 
 def sample_values(src: str, tgt: str, prompt_lang: str) -> dict[str, str]:
-    """Values for every known placeholder, for showing a template with a sample sentence."""
+    """Values for every known placeholder, for showing a template with a sample sentence;
+    languages are named as the tasks name them (:func:`~bayling_data.languages.prompt_name`)."""
     from bayling_data.tasks.constrained import JOINERS, draw_constraints
-    from bayling_data.tasks.translation import language_name
 
     reference = sample_sentence(tgt)
     script = registry().get(tgt).script if tgt in SAMPLE_SENTENCES else "Latn"
     constraints = draw_constraints(reference, script, 0, "sample", src, tgt)
     return {
-        "src_name": language_name(src, prompt_lang, tgt),
-        "tgt_name": language_name(tgt, prompt_lang, src),
+        "src_name": prompt_name(src, prompt_lang),
+        "tgt_name": prompt_name(tgt, prompt_lang),
         "src_text": sample_sentence(src),
         "tgt_text": reference,
-        "lang_name": language_name(src, prompt_lang, src),
+        "lang_name": prompt_name(src, prompt_lang),
+        "pivot_name": prompt_name(prompt_lang, prompt_lang),
         "constraints": JOINERS.get(prompt_lang, ", ").join(constraints),
     }
 

@@ -2,14 +2,15 @@
 
 The prompt is written in a pivot language (Chinese or English, in the recipe's mix) and names both
 languages in that prompt language: "把下面的斯瓦希里语翻译成简体中文：…" or "Translate the following
-Swahili text into Chinese: …". The answer is the reference translation. A share of rows
-(``system_prompt``) starts with a system message from ``templates/system_prompts.yaml``, in the
-prompt language, so that models also learn to translate under a system prompt.
+Swahili text into Simplified Chinese: …" (names from :meth:`LanguageRegistry.prompt_name`, one per
+language, so a prompt never names a language that another script shares). The answer is the
+reference translation. A share of rows (``system_prompt``) starts with a system message from
+``templates/system_prompts.yaml``, in the prompt language, so that models also learn to translate
+under a system prompt.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
@@ -17,7 +18,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from bayling_data.hashing import content_id, stable_hash, unit_interval, weighted_choice
-from bayling_data.languages import LanguageRegistry, registry
+from bayling_data.languages import LanguageRegistry
 from bayling_data.schema import WORK_INSTRUCTION_SCHEMA, segment_languages
 from bayling_data.stage import Stage
 from bayling_data.tasks.base import (
@@ -61,22 +62,6 @@ class TranslationTaskConfig(TaskFields):
         default=None,
         description="A template file of your own, used instead of the bundled one.",
     )
-
-
-_QUALIFIER = re.compile(r"\s*[（(][^（）()]*[）)]$")
-
-
-def language_name(
-    code: str, prompt_lang: str, other: str, lang_registry: LanguageRegistry | None = None
-) -> str:
-    """A language's name in the prompt language; "(Simplified)"-style qualifiers are kept only
-    when the other side is the same language in another script."""
-    reg = lang_registry or registry()
-    lang = reg.get(code)
-    name = lang.name_zh if prompt_lang.startswith("zho_") else lang.name_en
-    if reg.get(other).iso639_3 != lang.iso639_3:
-        name = _QUALIFIER.sub("", name)
-    return name
 
 
 class TranslationTask(LanguagesMixin, Stage):
@@ -135,18 +120,14 @@ class TranslationTask(LanguagesMixin, Stage):
             pairs += [(a, b) for a in pivots for b in pivots if a != b]
         return pairs
 
-    def language_name(self, code: str, prompt_lang: str, other: str) -> str:
-        """A language's name in the prompt language (see :func:`language_name`)."""
-        return language_name(code, prompt_lang, other, self.registry)
-
     def pick(self, templates: tuple[Template, ...], salt: str, record: tuple[str, ...]) -> Template:
         """A template chosen from a hash of the seed and the record."""
         return templates[stable_hash(self.seed, salt, *record) % len(templates)]
 
     def names(self, src: str, tgt: str, prompt_lang: str) -> dict[str, str]:
         return {
-            "src_name": self.language_name(src, prompt_lang, tgt),
-            "tgt_name": self.language_name(tgt, prompt_lang, src),
+            "src_name": self.registry.prompt_name(src, prompt_lang),
+            "tgt_name": self.registry.prompt_name(tgt, prompt_lang),
         }
 
     def prompt(
