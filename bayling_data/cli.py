@@ -73,8 +73,8 @@ def make_parser() -> argparse.ArgumentParser:
     lid_commands = lid.add_subparsers(dest="lid_command", required=True, metavar="LID_COMMAND")
     calibrate = lid_commands.add_parser(
         "calibrate",
-        help="measure a language-ID model's per-language precision and recall on a labelled "
-        "multi-way set (Flores), and store the table the lid filter uses",
+        help="fit the lid filter's per-language rules for a language-ID model on a labelled "
+        "multi-way set (Flores dev), measure which languages it tells apart, store the table",
     )
     calibrate.add_argument("--flores", type=Path, required=True, help="Flores-200/101 folder")
     calibrate.add_argument("--out", type=Path, required=True, help="calibration table to write")
@@ -82,9 +82,18 @@ def make_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--model", help="fastText model file (default: lid.176.ftz)")
     calibrate.add_argument("--split", default="dev")
     calibrate.add_argument("--languages", nargs="+", help="limit to these languages")
-    calibrate.add_argument("--min-prob", type=float, default=0.5)
-    calibrate.add_argument("--min-precision", type=float, default=0.95)
-    calibrate.add_argument("--min-recall", type=float, default=0.90)
+    calibrate.add_argument(
+        "--max-loss",
+        type=float,
+        default=0.01,
+        help="share of a language's own lines its rule may drop on the set (default 0.01)",
+    )
+    calibrate.add_argument(
+        "--catch-target",
+        type=float,
+        default=0.95,
+        help="pairs caught less than this are listed as indistinct (default 0.95)",
+    )
 
     templates = commands.add_parser(
         "templates",
@@ -214,9 +223,8 @@ def _lid(args: argparse.Namespace) -> int:
         model=args.model,
         split=args.split,
         languages=args.languages,
-        min_prob=args.min_prob,
-        min_precision=args.min_precision,
-        min_recall=args.min_recall,
+        max_loss=args.max_loss,
+        catch_target=args.catch_target,
     )
     print(table.summary_text())
     print(f"wrote {args.out}")

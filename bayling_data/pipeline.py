@@ -80,6 +80,8 @@ class BuildPlan:
     pivots: list[str]
     targets: list[str]
     absent_languages: list[str]
+    #: Loud warnings for the summary and the manifest (training on evaluation data, ...).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def segment_filters(self) -> list[Stage]:
@@ -141,14 +143,37 @@ def plan_build(recipe: Recipe) -> BuildPlan:
     targets = sorted((set(explicit) if explicit is not None else present) - set(pivots))
     targets = [code for code in targets if code in present]
     absent = sorted(set(explicit or []) - present) if explicit is not None else []
+    built = build_stages(recipe, pivots, set(targets))
     return BuildPlan(
         recipe=recipe,
         sources=sources,
-        built=build_stages(recipe, pivots, set(targets)),
+        built=built,
         pivots=pivots,
         targets=targets,
         absent_languages=absent,
+        warnings=evaluation_warnings(sources, built),
     )
+
+
+def evaluation_warnings(sources: list[Source], built: Stages) -> list[str]:
+    """What would make a model trained on this build look better than it is: a source read from
+    an evaluation split with no decontamination, or a decontamination eval set not found."""
+    from bayling_data.filters.decontaminate import Decontaminate
+    from bayling_data.sources.flores import EVAL_SPLITS
+
+    decontaminating = [f for f in built.segment_filters if isinstance(f, Decontaminate)]
+    warnings = []
+    for index, source in enumerate(sources):
+        eval_splits = [s for s in getattr(source, "splits", []) or [] if s in EVAL_SPLITS]
+        if eval_splits and not decontaminating:
+            warnings.append(
+                f"sources.{index} reads the evaluation split {', '.join(eval_splits)} and no "
+                "decontaminate filter runs: the build trains on evaluation data"
+            )
+    for step in decontaminating:
+        for missing in step.eval_sets_missing:
+            warnings.append(f"decontaminate: no evaluation data found at {missing}")
+    return warnings
 
 
 def build_stages(recipe: Recipe, pivots: list[str], targets: set[str]) -> Stages:
@@ -527,6 +552,7 @@ def run_build(
                     "targets": plan.targets,
                     "requested_but_absent": plan.absent_languages,
                 },
+                "warnings": plan.warnings,
                 "sources": read["sources"],
                 "funnel": [_funnel_entry(*merged) for merged in stage_counts],
                 "mixture": mixed["mixture"],

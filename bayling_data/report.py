@@ -95,6 +95,13 @@ def build_summary(report: object, console: Console) -> None:
         f"{report.out_dir} in {seconds.get('total', 0.0):.1f}s"  # type: ignore[attr-defined]
     )
     console.print(f"signature: {manifest['signature']}")
+    warnings_lines(manifest, console)
+
+
+def warnings_lines(manifest: dict[str, object], console: Console) -> None:
+    """The manifest's warnings (training on evaluation data, eval sets not found), loud."""
+    for warning in manifest.get("warnings", []) or []:  # type: ignore[union-attr]
+        console.print(f"[bold red]warning:[/bold red] {warning}")
 
 
 def task_skips(manifest: dict[str, object]) -> list[tuple[str, str, int]]:
@@ -178,6 +185,7 @@ def inspect_output(out_dir: Path, console: Console, samples: int = 3) -> None:
     """Counts by split, task, direction and language, plus a few sample rows."""
     manifest = read_manifest(out_dir)
     console.print(f"[bold]{out_dir}[/bold]  {manifest['signature']}")
+    warnings_lines(manifest, console)
     splits = manifest["splits"]
     overview = Table(title="splits", title_justify="left")
     for column in ("split", "rows", "shards"):

@@ -30,6 +30,9 @@ from bayling_data.sources.base import DEFAULT_BATCH_ROWS, BatchBuilder, Source
 from bayling_data.sources.files import CorpusFile, count_lines, read_lines
 from bayling_data.sources.samples import resolve_source_path
 
+#: Splits published for evaluation: a recipe reads them only when it names them.
+EVAL_SPLITS = ("devtest", "test")
+
 
 class FloresConfig(StrictModel):
     """A Flores-200 or Flores-101 folder (``dev/eng_Latn.dev`` or ``dev/eng.dev``)."""
@@ -39,7 +42,9 @@ class FloresConfig(StrictModel):
         description="Folder holding dev/ and devtest/, or `sample:flores200` (bundled sample)."
     )
     splits: list[str] | None = Field(
-        default=None, description="Splits to read; default: every split folder present."
+        default=None,
+        description="Splits to read; default: every split present except the evaluation splits "
+        "(devtest): name devtest here to train on it.",
     )
     languages: list[str] | None = Field(
         default=None, description="Languages to read from this source; default: the recipe's."
@@ -57,7 +62,9 @@ class FloresConfig(StrictModel):
     @classmethod
     def _splits(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and not value:
-            raise ValueError("give at least one split, or leave the key out to read every split")
+            raise ValueError(
+                "give at least one split, or leave the key out to read every training split"
+            )
         return value
 
 
@@ -77,7 +84,11 @@ class FloresSource(Source):
         splits: list[str] | None = None,
         corpus: str | None = None,
         lang_registry: LanguageRegistry | None = None,
+        skip_eval_splits: bool = False,
     ):
+        """``splits``: the splits to read (default: every one present, or with
+        ``skip_eval_splits`` every one but :data:`EVAL_SPLITS`, unless the folder holds nothing
+        else: a path to a devtest folder names it)."""
         super().__init__()
         self.root = Path(path)
         self._registry = lang_registry or registry()
@@ -97,6 +108,8 @@ class FloresSource(Source):
                     f"{self.root}: no split {missing[0]!r} here; found: {', '.join(found)}"
                 )
             found = {split: found[split] for split in splits}
+        elif skip_eval_splits and set(found) - set(EVAL_SPLITS):
+            found = {split: folder for split, folder in found.items() if split not in EVAL_SPLITS}
         layouts: set[str] = set()
         self._files: dict[str, dict[str, Path]] = {}
         for split, folder in found.items():
@@ -116,6 +129,7 @@ class FloresSource(Source):
             languages=config.languages if config.languages is not None else languages,
             splits=config.splits,
             corpus=config.corpus,
+            skip_eval_splits=True,
         )
 
     # -- discovery ---------------------------------------------------------------------------------

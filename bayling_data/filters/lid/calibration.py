@@ -1,27 +1,33 @@
-"""How far to trust a language-ID model, measured on a labelled multi-way set (Flores).
+"""How far to trust a language-ID model, per column language, measured on a labelled multi-way
+set (Flores-200 dev: 204 languages, the same sentences in each).
 
-A LID model is good on some languages and poor on others: lid.176 reads most Yoruba as Irish or
-Catalan. Dropping a side because the model says "Irish" would punish Yoruba for the model's
-weakness, so the filter only acts on predictions of languages the model is *reliable* on: when it
-says X (actionably), the text is X (precision), and it finds X when the text is X (recall).
+A LID model is good on some languages and poor on others, and what a wrong answer means depends on
+the column: "Hindi" for a Bhojpuri side is what lid.176 says of 99% of real Bhojpuri, while
+"Hindi" for an English side is certain evidence. So the table holds, for every language of the
+set, a :class:`~bayling_data.filters.lid.rules.ColumnRule` fitted on that language's own lines
+(at most ``max_loss`` of them lost), and measures, for every pair of languages that share letters,
+how much of language A's text the rule of column B catches. Pairs caught less than
+``catch_target`` are listed as *indistinct*: the model cannot tell A from B there, and the filter
+keeps such sides (Hindi in a Bhojpuri column, Moroccan Arabic in an MSA column).
 
-The table keeps the raw confusion counts, (expected, predicted) -> lines, and *actionable* lines:
-predicted with probability >= ``min_prob`` and holding the letters the predicted language's script
-needs (the filter ignores "Japanese" for Chinese text without kana, so such answers do not count
-against Japanese). Every rate is derived from the counts, so a saved table round-trips exactly and
-its thresholds can be edited by hand.
+The table keeps the raw confusion counts, (expected, predicted) -> (lines, actionable lines:
+predicted with probability >= the lowest threshold, holding the letters the predicted language's
+script needs), the fitted rules and the indistinct pairs. Rules can be edited by hand; a saved
+table round-trips exactly. Regenerate with ``bayling-data lid calibrate`` (never on an evaluation
+split: devtest is what a build is evaluated on).
 """
 
 from __future__ import annotations
 
-import csv
 import io
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
+
+import numpy as np
 
 from bayling_data.errors import BaylingError
 from bayling_data.filters.lid.backends import (
@@ -30,39 +36,52 @@ from bayling_data.filters.lid.backends import (
     languages_match,
     script_letters,
 )
+from bayling_data.filters.lid.rules import (
+    DEFAULT_MAX_LOSS,
+    PROB_GRID,
+    ColumnRule,
+    fit_rule,
+    format_threshold,
+    parse_threshold,
+)
 from bayling_data.languages import registry
 
 DEFAULT_TABLE = "lid176.flores200-dev.tsv"
-_COLUMNS = ("expected", "predicted", "lines", "actionable")
-_META = ("backend", "source", "min_prob", "min_precision", "min_recall")
+FORMAT = "2"
+DEFAULT_CATCH_TARGET = 0.95
+_SECTIONS = {
+    "counts": ("expected", "predicted", "lines", "actionable"),
+    "rules": ("language", "expected_below", "floor", "thresholds", "loss"),
+    "indistinct": ("column", "language", "caught"),
+}
+_META = ("format", "backend", "source", "max_loss", "catch_target")
 
 
 def default_table_path() -> Path:
-    """The table shipped for lid.176 (12 Flores-200 dev languages)."""
+    """The table shipped for lid.176 (all 204 Flores-200 dev languages)."""
     return Path(str(resources.files("bayling_data.filters.lid") / "data" / DEFAULT_TABLE))
 
 
 @dataclass
 class CalibrationTable:
-    """Confusion counts of one model on one labelled set, and the reliability rule on them.
+    """One model measured on one labelled set: confusion counts, a rule per column language, and
+    the pairs of languages a column's rule cannot tell apart.
 
-    ``counts[(expected, predicted)] = (lines, actionable)``: lines of language ``expected`` whose
-    top prediction was ``predicted`` (a registry-space code), and how many of those had
-    probability >= ``min_prob`` and fit the predicted language's script. A *label* (predicted
-    code) is reliable when its precision over actionable predictions is >= ``min_precision`` and
-    the recall of the languages it stands for is >= ``min_recall``. A label none of whose languages
-    is in the set is *unmeasured*.
+    ``counts[(expected, predicted)] = (lines, actionable)``; ``rules[language]``;
+    ``indistinct[(column, language)]`` = the share of ``language``'s lines the rule of
+    ``column`` catches, for pairs under ``catch_target``.
     """
 
     backend: str
     source: str
     counts: dict[tuple[str, str], tuple[int, int]]
-    min_prob: float = 0.5
-    min_precision: float = 0.95
-    min_recall: float = 0.90
+    rules: dict[str, ColumnRule] = field(default_factory=dict)
+    indistinct: dict[tuple[str, str], float] = field(default_factory=dict)
+    max_loss: float = DEFAULT_MAX_LOSS
+    catch_target: float = DEFAULT_CATCH_TARGET
     notes: list[str] = field(default_factory=list)
 
-    # -- per expected language ---------------------------------------------------------------------
+    # -- per language ------------------------------------------------------------------------------
 
     @cached_property
     def languages(self) -> list[str]:
@@ -89,155 +108,124 @@ class CalibrationTable:
         n = self.n(lang)
         return self.hits(lang) / n if n else None
 
-    def language_precision(self, lang: str) -> float | None:
-        """Of lines actionably predicted as codes matching ``lang``, the share truly ``lang``.
+    def rule(self, lang: str) -> ColumnRule | None:
+        """The fitted rule of a column language (None: not in the set)."""
+        return self.rules.get(lang)
 
-        Low for languages the model cannot tell apart from a sibling: lid.176 answers ``zh`` for
-        both zho_Hans and zho_Hant, so each gets 0.5.
-        """
-        taken = [
-            (e, actionable)
-            for (e, p), (_, actionable) in self.counts.items()
-            if languages_match(p, lang)
-        ]
-        total = sum(c for _, c in taken)
-        return sum(c for e, c in taken if e == lang) / total if total else None
+    # -- pairs -------------------------------------------------------------------------------------
 
-    def language_reliable(self, lang: str) -> bool:
-        """Whether the model finds ``lang`` and tells it apart from every other set language."""
-        recall, precision = self.recall(lang), self.language_precision(lang)
-        return (
-            recall is not None
-            and precision is not None
-            and recall >= self.min_recall
-            and precision >= self.min_precision
-        )
+    def measured(self, language: str, column: str) -> bool:
+        """Whether the table measured ``language`` text in ``column``: both are in the set."""
+        return language in self.rules and column in self.rules
 
-    # -- per predicted label -----------------------------------------------------------------------
+    def caught(self, language: str, column: str) -> float | None:
+        """The share of ``language``'s lines the rule of ``column`` catches, where it is below
+        the target (None: at or above it, or not measured)."""
+        return self.indistinct.get((column, language))
 
-    def measured(self, label: str) -> bool:
-        """Whether some language of the set is the one ``label`` names."""
-        return any(languages_match(label, lang) for lang in self.languages)
+    def can_tell(self, language: str, column: str) -> bool:
+        """Whether the filter catches ``language`` text in ``column`` at the target rate
+        (script differences included; pairs of different scripts are caught by the script
+        check)."""
+        return self.measured(language, column) and (column, language) not in self.indistinct
 
-    def predicted(self, label: str, actionable: bool = True) -> int:
-        column = 1 if actionable else 0
-        return sum(v[column] for (_, p), v in self.counts.items() if p == label)
-
-    def precision(self, label: str, actionable: bool = True) -> float | None:
-        """Of lines predicted as ``label`` (actionably, by default), the share truly it.
-
-        None when the label was never predicted or names no language of the set: on a set without
-        Irish, every "Irish" answer is wrong, which says nothing about the model on Irish.
-        """
-        if not self.measured(label):
-            return None
-        column = 1 if actionable else 0
-        taken = [(e, v[column]) for (e, p), v in self.counts.items() if p == label]
-        total = sum(c for _, c in taken)
-        return sum(c for e, c in taken if languages_match(label, e)) / total if total else None
-
-    def label_recall(self, label: str) -> float | None:
-        """Recall pooled over the set languages ``label`` names (zho_Hans and zho_Hant for zh)."""
-        langs = [lang for lang in self.languages if languages_match(label, lang)]
-        n = sum(self.n(lang) for lang in langs)
-        return sum(self.hits(lang) for lang in langs) / n if n else None
-
-    def reliable(self, label: str) -> bool:
-        """Whether an actionable prediction of ``label`` may drop a side."""
-        return self._reliable.get(label) or False
-
-    @cached_property
-    def _reliable(self) -> dict[str, bool]:
-        out = {}
-        for label in self.labels:
-            precision, recall = self.precision(label), self.label_recall(label)
-            out[label] = (
-                precision is not None
-                and recall is not None
-                and precision >= self.min_precision
-                and recall >= self.min_recall
-            )
-        return out
+    def indistinct_from(self, column: str) -> dict[str, float]:
+        """Languages whose text passes as ``column`` too often, with the share caught."""
+        return {lang: rate for (c, lang), rate in sorted(self.indistinct.items()) if c == column}
 
     # -- files -------------------------------------------------------------------------------------
 
-    def summary_rows(self) -> tuple[list[list[str]], list[list[str]]]:
-        """Readable rows: per language (n, recall, precision, reliable), per label."""
-
-        def fmt(value: float | None) -> str:
-            return "" if value is None else f"{value:.4f}"
-
-        languages = [
-            [
-                lang,
-                str(self.n(lang)),
-                fmt(self.recall(lang)),
-                fmt(self.language_precision(lang)),
-                "yes" if self.language_reliable(lang) else "no",
-            ]
-            for lang in self.languages
-        ]
-        labels = [
-            [
-                label,
-                str(self.predicted(label, actionable=False)),
-                str(self.predicted(label)),
-                fmt(self.precision(label, actionable=False)),
-                fmt(self.precision(label)),
-                fmt(self.label_recall(label)),
-                "yes" if self.reliable(label) else ("no" if self.measured(label) else "unmeasured"),
-            ]
-            for label in self.labels
-        ]
-        return languages, labels
+    def summary_rows(self) -> list[list[str]]:
+        """Per language: n, recall, expected_below, labels with a raised threshold and those that
+        never drop, loss, indistinct languages."""
+        rows = []
+        for lang in self.languages:
+            rule = self.rules.get(lang)
+            recall = self.recall(lang)
+            thresholds = rule.label_thresholds if rule else {}
+            never = sorted(k for k, v in thresholds.items() if format_threshold(v) == "never")
+            rows.append(
+                [
+                    lang,
+                    str(self.n(lang)),
+                    "" if recall is None else f"{recall:.4f}",
+                    "" if rule is None else f"{rule.expected_below:g}",
+                    str(len(thresholds)),
+                    " ".join(never) or "-",
+                    "" if rule is None or rule.loss is None else f"{rule.loss:.4f}",
+                    str(len(self.indistinct_from(lang))),
+                ]
+            )
+        return rows
 
     def summary_text(self) -> str:
-        """The per-language and per-label summary as aligned text, for the terminal."""
-        languages, labels = self.summary_rows()
-        blocks = [
-            (["language", "n", "recall", "precision", "reliable"], languages),
-            (
-                [
-                    "label",
-                    "predicted",
-                    "actionable",
-                    "precision_all",
-                    "precision",
-                    "recall",
-                    "reliable",
-                ],
-                [row for row in labels if row[-1] != "unmeasured"],
-            ),
+        """The per-language summary as aligned text, for the terminal."""
+        header = [
+            "language",
+            "n",
+            "recall",
+            "expected_below",
+            "raised",
+            "never",
+            "loss",
+            "indistinct",
         ]
-        out = []
-        for header, rows in blocks:
-            widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-            for row in [header, *rows]:
-                out.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
-            out.append("")
-        unmeasured = [row[0] for row in labels if row[-1] == "unmeasured"]
-        if unmeasured:
-            out.append(f"unmeasured labels (no such language in the set): {' '.join(unmeasured)}")
-        return "\n".join(out).rstrip() + "\n"
+        rows = self.summary_rows()
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        out = [
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in [header, *rows]
+        ]
+        return "\n".join(out) + "\n"
 
     def dumps(self) -> str:
         out = io.StringIO()
-        out.write("# bayling-data language-ID calibration table (see docs: type: lid)\n")
+        out.write("# bayling-data language-ID calibration table (see docs/recipes.md, type: lid)\n")
+        meta = {
+            "format": FORMAT,
+            "backend": self.backend,
+            "source": self.source,
+            "max_loss": f"{self.max_loss:g}",
+            "catch_target": f"{self.catch_target:g}",
+        }
         for key in _META:
-            out.write(f"# {key}: {getattr(self, key)}\n")
+            out.write(f"# {key}: {meta[key]}\n")
         for note in self.notes:
             out.write(f"# note: {note}\n")
-        languages, labels = self.summary_rows()
-        out.write("#\n# Derived, for reading (recomputed from the counts below on load):\n")
-        out.write("# language\tn\trecall\tprecision\treliable\n")
-        for row in languages:
-            out.write("#   " + "\t".join(row) + "\n")
-        out.write("# label\tpredicted\tactionable\tprecision_all\tprecision\trecall\treliable\n")
-        for row in labels:
-            out.write("#   " + "\t".join(row) + "\n")
-        out.write("#\n" + "\t".join(_COLUMNS) + "\n")
-        for (expected, predicted), (lines, actionable) in sorted(self.counts.items()):
-            out.write(f"{expected}\t{predicted}\t{lines}\t{actionable}\n")
+        out.write("#\n# Per language (derived, for reading):\n")
+        for line in self.summary_text().splitlines():
+            out.write(f"#   {line}\n")
+
+        def section(name: str, rows: Iterable[Iterable[str]]) -> None:
+            out.write(f"[{name}]\n" + "\t".join(_SECTIONS[name]) + "\n")
+            for row in rows:
+                out.write("\t".join(row) + "\n")
+
+        section(
+            "counts",
+            ([e, p, str(lines), str(act)] for (e, p), (lines, act) in sorted(self.counts.items())),
+        )
+        section(
+            "rules",
+            (
+                [
+                    lang,
+                    f"{rule.expected_below:g}",
+                    f"{rule.floor:g}",
+                    " ".join(
+                        f"{label}={format_threshold(value)}"
+                        for label, value in sorted(rule.label_thresholds.items())
+                    )
+                    or "-",
+                    "" if rule.loss is None else f"{rule.loss:.4f}",
+                ]
+                for lang, rule in sorted(self.rules.items())
+            ),
+        )
+        section(
+            "indistinct",
+            ([c, lang, f"{rate:.4f}"] for (c, lang), rate in sorted(self.indistinct.items())),
+        )
         return out.getvalue()
 
     def save(self, path: str | Path) -> Path:
@@ -251,66 +239,80 @@ class CalibrationTable:
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
-        except OSError as err:
-            reason = err.strerror or type(err).__name__
+        except (OSError, UnicodeDecodeError) as err:
+            reason = getattr(err, "strerror", None) or type(err).__name__
             raise BaylingError(f"{path}: cannot read the calibration table ({reason})") from None
         meta: dict[str, str] = {}
         notes: list[str] = []
-        body: list[str] = []
-        for line in text.splitlines():
+        sections: dict[str, list[tuple[int, list[str]]]] = {}
+        current: str | None = None
+        for number, line in enumerate(text.splitlines(), start=1):
             if line.startswith("#"):
                 key, sep, value = line[1:].strip().partition(": ")
                 if sep and key in _META:
                     meta[key] = value
                 elif sep and key == "note":
                     notes.append(value)
-            elif line.strip():
-                body.append(line)
-        rows = list(csv.reader(body, delimiter="\t", quoting=csv.QUOTE_NONE))
-        if not rows or tuple(rows[0]) != _COLUMNS:
-            raise BaylingError(f"{path}: expected a header line {' '.join(_COLUMNS)}")
+                continue
+            if not line.strip():
+                continue
+            if line.startswith("[") and line.rstrip().endswith("]"):
+                current = line.strip()[1:-1]
+                if current not in _SECTIONS:
+                    raise BaylingError(
+                        f"{path}:{number}: unknown section [{current}]; expected one of "
+                        + ", ".join(f"[{name}]" for name in _SECTIONS)
+                    )
+                sections[current] = []
+                continue
+            if current is None:
+                raise BaylingError(
+                    f"{path}:{number}: not a format-{FORMAT} calibration table (made by an older "
+                    "bayling-data?); regenerate it: bayling-data lid calibrate --flores DIR --out "
+                    f"{path.name}"
+                )
+            sections[current].append((number, line.split("\t")))
+        for name, columns in _SECTIONS.items():
+            rows = sections.get(name)
+            if rows is None:
+                raise BaylingError(f"{path}: no [{name}] section")
+            if not rows or tuple(rows[0][1]) != columns:
+                raise BaylingError(f"{path}: [{name}] must start with a header {' '.join(columns)}")
         counts: dict[tuple[str, str], tuple[int, int]] = {}
-        for number, row in enumerate(rows[1:], start=2):
-            try:
+        rules: dict[str, ColumnRule] = {}
+        indistinct: dict[tuple[str, str], float] = {}
+        number = 0
+        try:
+            for number, row in sections["counts"][1:]:
                 expected, predicted, lines, actionable = row
                 counts[(expected, predicted)] = (int(lines), int(actionable))
-            except ValueError:
-                raise BaylingError(f"{path}: bad row {number}: {row!r}") from None
-        try:
+            for number, row in sections["rules"][1:]:
+                lang, expected_below, floor, thresholds, loss = row
+                pairs = (
+                    [] if thresholds == "-" else [item.split("=") for item in thresholds.split()]
+                )
+                rules[lang] = ColumnRule(
+                    lang,
+                    floor=parse_threshold(floor),
+                    label_thresholds={label: parse_threshold(value) for label, value in pairs},
+                    expected_below=parse_threshold(expected_below),
+                    loss=float(loss) if loss else None,
+                )
+            for number, row in sections["indistinct"][1:]:
+                column, lang, caught = row
+                indistinct[(column, lang)] = float(caught)
             return cls(
                 backend=meta.get("backend", ""),
                 source=meta.get("source", ""),
                 counts=counts,
-                min_prob=float(meta.get("min_prob", 0.5)),
-                min_precision=float(meta.get("min_precision", 0.95)),
-                min_recall=float(meta.get("min_recall", 0.90)),
+                rules=rules,
+                indistinct=indistinct,
+                max_loss=float(meta.get("max_loss", DEFAULT_MAX_LOSS)),
+                catch_target=float(meta.get("catch_target", DEFAULT_CATCH_TARGET)),
                 notes=notes,
             )
         except ValueError as err:
-            raise BaylingError(f"{path}: bad threshold in the header ({err})") from None
-
-
-def count_predictions(
-    backend: LidBackend,
-    texts: dict[str, Sequence[str]],
-    min_prob: float = 0.5,
-) -> dict[tuple[str, str], tuple[int, int]]:
-    """Confusion counts of ``backend`` on ``{expected language: lines}``: (lines, actionable)."""
-    script = ScriptBackend()
-    counts: dict[tuple[str, str], tuple[int, int]] = {}
-    for lang, lines in texts.items():
-        lines = list(lines)
-        own = script_letters(registry().resolve(lang).script)
-        letters = script.letter_counts(lines)
-        every: Counter[str] = Counter()
-        actionable: Counter[str] = Counter()
-        for row, prediction in enumerate(backend.predict(lines, k=1)):
-            code, prob = prediction[0] if prediction else ("?none", 0.0)
-            every[code] += 1
-            actionable[code] += prob >= min_prob and script.consistent(letters[row], code, own)
-        for code, n in every.items():
-            counts[(lang, code)] = (n, actionable[code])
-    return counts
+            raise BaylingError(f"{path}:{number}: bad row ({err})") from None
 
 
 def calibrate(
@@ -319,18 +321,24 @@ def calibrate(
     split: str = "dev",
     languages: Iterable[str] | None = None,
     *,
-    min_prob: float = 0.5,
-    min_precision: float = 0.95,
-    min_recall: float = 0.90,
+    max_loss: float = DEFAULT_MAX_LOSS,
+    catch_target: float = DEFAULT_CATCH_TARGET,
 ) -> CalibrationTable:
-    """Run ``backend`` on every line of every language file of a Flores-style split.
+    """Fit a rule per language of a Flores-style split and measure which pairs it tells apart.
 
     ``flores_dir`` holds ``<split>/<code>.<split>`` (Flores-200 or -101 layout) or is the split
-    folder itself; ``languages`` restricts the files read (any code form). Precision is measured
-    against the whole set, so the more languages it has, the more honest the table.
+    folder itself; ``languages`` restricts the files read (any code form). A rule is only as
+    honest as the set is wide: a neighbour missing from the set is a neighbour the rule never
+    saw, so fit on all 204 languages.
     """
+    from bayling_data.filters.lid.filter import LanguageIdFilter
     from bayling_data.sources.flores import FloresSource
 
+    if split == "devtest":
+        # A table fitted on the evaluation split would tune the filter to the test set.
+        raise BaylingError(
+            f"{flores_dir}: devtest is the evaluation split; calibrate on dev (--split dev)"
+        )
     source = FloresSource(
         flores_dir, languages=None if languages is None else list(languages), splits=[split]
     )
@@ -341,17 +349,81 @@ def calibrate(
         lang: [text for text in table.column(lang).to_pylist() if text is not None]
         for lang in source.languages
     }
-    counts = count_predictions(backend, texts, min_prob)
+    # Every column judged by the model (trust_uncalibrated, no table) while fitting; every text
+    # predicted once (the memo holds them all).
+    judge = LanguageIdFilter(backend, calibration=None, trust_uncalibrated=True)
+    judge.memo_size = sum(len(lines) for lines in texts.values()) + 1
+    counts: dict[tuple[str, str], tuple[int, int]] = {}
+    rules: dict[str, ColumnRule] = {}
+    for lang, lines in texts.items():
+        seen = judge.observe(lines, lang)
+        # Counts over every line (short and wrong-script ones too): the model's own record.
+        counts_, upper = ScriptBackend().letter_and_upper_counts(lines)
+        answers = judge._predict(lines, upper, counts_)
+        every: Counter[str] = Counter(a[0][0] if a else "?none" for a in answers)
+        acted: Counter[str] = Counter(
+            label
+            for label, prob, fits in zip(seen.labels, seen.probs, seen.consistent, strict=True)
+            if label is not None and fits and prob >= PROB_GRID[0]
+        )
+        for code, n in every.items():
+            counts[(lang, code)] = (n, acted[code])
+        judged = np.flatnonzero((seen.routes == "lid") & ~seen.wrong_script)
+        rules[lang] = fit_rule(
+            lang,
+            [seen.labels[i] for i in judged],
+            seen.probs[judged],
+            seen.consistent[judged],
+            seen.expected_prob[judged],
+            len(lines),
+            knows=backend.knows(lang),
+            max_loss=max_loss,
+        )
+    indistinct = measure_pairs(judge, texts, rules, catch_target)
     n_lines = source.line_counts[split]
     return CalibrationTable(
         backend=backend.identity,
-        source=f"{source.corpus} {split}, {len(texts)} languages x {n_lines} lines: "
-        + " ".join(texts),
+        source=f"{source.corpus} {split}, {len(texts)} languages x {n_lines} lines",
         counts=counts,
-        min_prob=min_prob,
-        min_precision=min_precision,
-        min_recall=min_recall,
+        rules=rules,
+        indistinct=indistinct,
+        max_loss=max_loss,
+        catch_target=catch_target,
     )
+
+
+def measure_pairs(
+    judge: object,
+    texts: dict[str, list[str]],
+    rules: dict[str, ColumnRule],
+    catch_target: float,
+) -> dict[tuple[str, str], float]:
+    """For every column B and language A whose scripts share letters: the share of A's lines
+    that B's rule catches (script check included), kept where it is under ``catch_target``.
+    Pairs of disjoint scripts are the script check's: it catches them whole."""
+    from bayling_data.filters.lid.filter import LanguageIdFilter
+
+    assert isinstance(judge, LanguageIdFilter)
+    reg = registry()
+    scripts = {lang: script_letters(reg.get(lang).script) for lang in texts}
+    script = ScriptBackend()
+    letters = {lang: script.letter_and_upper_counts(lines) for lang, lines in texts.items()}
+    # Every line's answers, once (the judge's memo holds them from fitting).
+    answers = {}
+    for lang, lines in texts.items():
+        counts, upper = letters[lang]
+        answers[lang] = judge._predict(lines, upper, counts)
+    out: dict[tuple[str, str], float] = {}
+    for column, rule in rules.items():
+        for lang, lines in texts.items():
+            if lang == column or not scripts[lang] & scripts[column] or not lines:
+                continue
+            seen = judge.observe(lines, column, letters=letters[lang], answers=answers[lang])
+            verdict = rule.judge(seen.labels, seen.probs, seen.consistent, seen.expected_prob)
+            caught = np.count_nonzero(seen.wrong_script | (verdict != 0)) / len(lines)
+            if caught < catch_target:
+                out[(column, lang)] = round(float(caught), 4)
+    return out
 
 
 def calibrate_to_file(
@@ -362,9 +434,8 @@ def calibrate_to_file(
     model: str | Path | None = None,
     split: str = "dev",
     languages: Iterable[str] | None = None,
-    min_prob: float = 0.5,
-    min_precision: float = 0.95,
-    min_recall: float = 0.90,
+    max_loss: float = DEFAULT_MAX_LOSS,
+    catch_target: float = DEFAULT_CATCH_TARGET,
 ) -> CalibrationTable:
     """``bayling-data lid calibrate``: load the model, calibrate on ``flores``, save to ``out``."""
     from bayling_data.filters.lid.backends import make_backend
@@ -374,10 +445,12 @@ def calibrate_to_file(
         flores,
         split,
         languages,
-        min_prob=min_prob,
-        min_precision=min_precision,
-        min_recall=min_recall,
+        max_loss=max_loss,
+        catch_target=catch_target,
     )
-    table.notes.append(f"made by `bayling-data lid calibrate` from {Path(flores).name}/{split}")
+    table.notes.append(
+        f"made by `bayling-data lid calibrate --flores {Path(flores).name} --split {split} "
+        f"--max-loss {max_loss:g}`"
+    )
     table.save(out)
     return table

@@ -4,17 +4,21 @@ Three checks, cheapest first, so that a weak model never punishes a language for
 
 1. script: most letters of the side must be in the language's script (digits, punctuation and
    marks aside; ``script_min_share`` of letters, so names in Latin letters in Chinese text pass);
-2. a language the model has no label for is judged by script only, and counted as such;
-3. the model: a side is dropped only when the model's top answer is another language that the
-   calibration table marks reliable, with probability >= the side's threshold, and the side holds
-   the letters that set that language's script apart (no "Japanese" for Chinese without kana, no
-   "Russian" for Latin-script Yoruba).
+2. a language neither the model nor the calibration table knows is judged by script only, and
+   counted as such;
+3. the model, through the column's rule in the calibration table (:mod:`.rules`): a side is
+   dropped when the model's top answer is another language with a probability the rule holds
+   to be evidence for this column, and the side holds the letters that set that language's
+   script apart (no "Japanese" for Chinese without kana); or when the model, which knows the
+   column's language, gives it too little probability.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -33,6 +37,7 @@ from bayling_data.filters.lid.backends import (
     LidBackend,
     Prediction,
     ScriptBackend,
+    code_rows,
     languages_match,
     make_backend,
     mostly_upper,
@@ -40,6 +45,7 @@ from bayling_data.filters.lid.backends import (
     script_signature,
 )
 from bayling_data.filters.lid.calibration import CalibrationTable, default_table_path
+from bayling_data.filters.lid.rules import CONTRARY, NEVER, UNLIKELY, ColumnRule
 from bayling_data.languages import registry
 
 log = logging.getLogger(__name__)
@@ -57,8 +63,33 @@ SCORE_TYPE = pa.struct(
         ("label", pa.string()),  # top prediction (registry-space code), when the model ran
         ("prob", pa.float64()),
         ("script_consistent", pa.bool_()),  # the side holds the letters the label's script needs
+        ("expected_prob", pa.float64()),  # the model's probability of the column's language
     ]
 )
+# Answers kept per text: the top one, and the next ones while they hold at least this probability
+# (what p(expected language) needs; the rest of the 176 is noise and memo memory).
+TOP_K = 5
+MIN_KEPT_PROB = 0.01
+
+
+def kept_answers(prediction: Prediction) -> Prediction:
+    """The top answer and the next ones of at least :data:`MIN_KEPT_PROB`."""
+    return prediction[:1] + [item for item in prediction[1:] if item[1] >= MIN_KEPT_PROB]
+
+
+@dataclass
+class Observation:
+    """Per text: how it was routed, its script shares, and the model's answer (NaN/None where
+    the model did not run)."""
+
+    routes: np.ndarray
+    script_share: np.ndarray
+    signature_share: np.ndarray
+    wrong_script: np.ndarray
+    labels: list[str | None]
+    probs: np.ndarray
+    consistent: np.ndarray
+    expected_prob: np.ndarray
 
 
 class LidConfig(StrictModel):
@@ -81,10 +112,16 @@ class LidConfig(StrictModel):
     )
     thresholds: dict[str, float] = Field(
         default_factory=dict,
-        description="Per expected language: the probability a contrary prediction needs to drop "
-        "a side, e.g. {yor: 0.8}.",
+        description="Per expected language: raise the calibration table's thresholds for that "
+        "column to at least this probability, e.g. {yor: 0.8}.",
     )
-    default_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    default_threshold: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="With trust_uncalibrated: the probability a contrary answer needs in a "
+        "column the table has no rule for.",
+    )
     short_chars: int = Field(default=20, ge=0, description="Sides shorter than this are short.")
     short: ShortRule = Field(
         default="script", description="Short sides: script (script check only), keep, or lid."
@@ -94,7 +131,8 @@ class LidConfig(StrictModel):
     )
     trust_uncalibrated: bool = Field(
         default=False,
-        description="Act on predictions of languages the calibration set does not measure.",
+        description="Act on contrary answers (at default_threshold) in columns the "
+        "calibration table has no rule for.",
     )
 
     @field_validator("calibration")
@@ -161,6 +199,8 @@ class LanguageIdFilter(SegmentFilter):
         self._script = ScriptBackend()
         self._counters: dict[str, Counter[str]] = {}
         self._memo: dict[int, Prediction] = {}
+        self._rules: dict[str, ColumnRule | None] = {}
+        self.memo_size = MEMO_SIZE
         self.model_calls = 0  # texts the model ran on (the memo answered the rest)
 
     @classmethod
@@ -180,6 +220,7 @@ class LanguageIdFilter(SegmentFilter):
     def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()
         state["_memo"] = {}
+        state["_rules"] = {}
         if not isinstance(self.backend_spec, LidBackend):
             state["_backend"] = None
             state["_ready"] = False
@@ -192,6 +233,7 @@ class LanguageIdFilter(SegmentFilter):
             assert isinstance(self.backend_spec, str)
             self._backend = make_backend(self.backend_spec, self.model)
         self._table = self._load_table()
+        self._rules = {}
         if self._table is not None and self._table.backend != self._backend.identity:
             log.warning(
                 "lid: calibration table made with %s, used with %s",
@@ -237,47 +279,35 @@ class LanguageIdFilter(SegmentFilter):
 
     # -- scoring -----------------------------------------------------------------------------------
 
-    def threshold(self, lang: str) -> float:
-        return self.thresholds.get(lang, self.default_threshold)
+    def rule(self, lang: str) -> ColumnRule | None:
+        """The rule that lets the model drop sides of ``lang``, or None (the model never does).
+
+        The calibration table's rule for the column, with ``thresholds`` raising it; without
+        one, with ``trust_uncalibrated``, any contrary answer at ``default_threshold``.
+        """
+        cached = self._rules.get(lang, False)
+        if cached is not False:
+            return cached  # type: ignore[return-value]
+        table = self.table
+        rule = table.rule(lang) if table is not None else None
+        if rule is None and self.trust_uncalibrated:
+            rule = ColumnRule(lang, floor=self.default_threshold)
+        if rule is not None and lang in self.thresholds:
+            rule = rule.at_least(self.thresholds[lang])
+        self._rules[lang] = rule
+        return rule
+
+    def judged_by_model(self, lang: str) -> bool:
+        """Whether the model runs on sides of ``lang``: it has a label for the language, or the
+        table a rule for the column (a language lid.176 lacks is still not English)."""
+        return self.backend.knows(lang) or self.rule(lang) is not None
 
     def score(self, texts: pa.Array, lang: str) -> pa.Array:
-        """Per side: which rule judged it, its script shares, and the model's top answer."""
-        backend = self.backend
-        expected = registry().resolve(lang)
+        """Per side: which rule judged it, its script shares, and the model's answers."""
         values = texts.to_pylist()
         present = [i for i, text in enumerate(values) if text is not None]
-        strings = [values[i] for i in present]
-        counts, upper = self._script.letter_and_upper_counts(strings)
-        share = self._script.share(counts, expected.script)
-        signature = script_signature(expected.script)
-        sig_share = (
-            self._script.share(counts, signature) if signature else np.full(len(strings), np.nan)
-        )
-        # Short in characters, a Han character, kana or Hangul syllable counting two.
-        syllabic = (counts * (WEIGHTS - 1).clip(min=0)).sum(axis=1)
-        length = np.array([len(s.strip()) for s in strings], dtype=np.int64) + syllabic
-        short = length < self.short_chars
-        routes = np.full(len(strings), "lid", dtype=object)
-        if self.short == "script":
-            routes[short] = "short"
-        if not backend.knows(expected.code):
-            routes[:] = "script-only"
-        if self.short == "keep":
-            routes[short] = "short-kept"
-        wrong = self._wrong_script(routes, share, sig_share)
-        ask = np.flatnonzero((routes == "lid") & ~wrong & (counts.sum(axis=1) > 0))
-        labels: list[str | None] = [None] * len(strings)
-        probs: list[float | None] = [None] * len(strings)
-        consistent: list[bool | None] = [None] * len(strings)
-        predictions = self._predict([strings[i] for i in ask], upper[ask], counts[ask])
-        own = script_letters(expected.script)
-        for i, prediction in zip(ask.tolist(), predictions, strict=True):
-            if not prediction:
-                continue
-            label, prob = prediction[0]
-            labels[i], probs[i] = label, prob
-            consistent[i] = self._script.consistent(counts[i], label, own)
-        if not strings:
+        observed = self.observe([values[i] for i in present], lang)
+        if not present:
             return pa.array([None] * len(values), SCORE_TYPE)
         # Columns straight into a struct array (no dict per row): absent sides stay null.
         position = np.full(len(values), -1, dtype=np.int64)
@@ -286,25 +316,90 @@ class LanguageIdFilter(SegmentFilter):
         mask = pa.array(position < 0)
 
         def column(data: object, kind: pa.DataType) -> pa.Array:
-            return pc.if_else(mask, pa.scalar(None, kind), pa.array(data, kind).take(take))
-
-        def floats(values_: np.ndarray) -> pa.Array:
-            return pa.array(values_, pa.float64(), from_pandas=True)  # NaN -> null
+            if isinstance(data, np.ndarray) and data.dtype.kind == "f":
+                array = pa.array(data, kind, from_pandas=True)  # NaN -> null
+            else:
+                array = pa.array(data, kind)
+            return pc.if_else(mask, pa.scalar(None, kind), array.take(take))
 
         fields = [
-            column(routes.tolist(), pa.string()),
-            pc.if_else(mask, pa.scalar(None, pa.float64()), floats(share).take(take)),
-            pc.if_else(mask, pa.scalar(None, pa.float64()), floats(sig_share).take(take)),
-            column(labels, pa.string()),
-            column(probs, pa.float64()),
-            column(consistent, pa.bool_()),
+            column(observed.routes.tolist(), pa.string()),
+            column(observed.script_share, pa.float64()),
+            column(observed.signature_share, pa.float64()),
+            column(observed.labels, pa.string()),
+            column(observed.probs, pa.float64()),
+            column(
+                [
+                    None if np.isnan(p) else bool(c)
+                    for p, c in zip(observed.probs, observed.consistent, strict=True)
+                ],
+                pa.bool_(),
+            ),
+            column(observed.expected_prob, pa.float64()),
         ]
         return pa.StructArray.from_arrays(fields, fields=list(SCORE_TYPE), mask=mask)
 
+    def observe(
+        self,
+        strings: list[str],
+        lang: str,
+        *,
+        letters: tuple[np.ndarray, np.ndarray] | None = None,
+        answers: list[Prediction] | None = None,
+    ) -> Observation:
+        """What :meth:`score` records, as numpy arrays over the given texts (all present): the
+        same path serves the filter and the calibration of its rules, which judges the same
+        texts in every column and passes their letter counts and model answers in (``letters``
+        as :meth:`ScriptBackend.letter_and_upper_counts` gives them, ``answers`` one per
+        text)."""
+        self._ensure_ready()
+        expected = registry().resolve(lang)
+        n = len(strings)
+        counts, upper = letters or self._script.letter_and_upper_counts(strings)
+        share = self._script.share(counts, expected.script)
+        signature = script_signature(expected.script)
+        sig_share = self._script.share(counts, signature) if signature else np.full(n, np.nan)
+        # Short in characters, a Han character, kana or Hangul syllable counting two.
+        syllabic = (counts * (WEIGHTS - 1).clip(min=0)).sum(axis=1)
+        length = np.array([len(s.strip()) for s in strings], dtype=np.int64) + syllabic
+        short = length < self.short_chars
+        routes = np.full(n, "lid", dtype=object)
+        if self.short == "script":
+            routes[short] = "short"
+        if not self.judged_by_model(expected.code):
+            routes[:] = "script-only"
+        if self.short == "keep":
+            routes[short] = "short-kept"
+        wrong = self._wrong_script(routes, share, sig_share)
+        ask = np.flatnonzero((routes == "lid") & ~wrong & (counts.sum(axis=1) > 0))
+        labels: list[str | None] = [None] * n
+        probs = np.full(n, np.nan)
+        expected_prob = np.full(n, np.nan)
+        consistent = np.zeros(n, bool)
+        if answers is None:
+            predictions = self._predict([strings[i] for i in ask], upper[ask], counts[ask])
+        else:
+            predictions = [kept_answers(answers[i]) for i in ask.tolist()]
+        own = script_letters(expected.script)
+        code = expected.code
+        for i, prediction in zip(ask.tolist(), predictions, strict=True):
+            if not prediction:
+                continue
+            label, prob = prediction[0]
+            labels[i], probs[i] = label, prob
+            consistent[i] = self._script.consistent(counts[i], label, own)
+            expected_prob[i] = sum(p for other, p in prediction if languages_match(other, code))
+            if not consistent[i] and _shares_letters(label, own):
+                # "Japanese" for kanji without kana is Han text: evidence for a Han column.
+                expected_prob[i] += prob
+        return Observation(
+            routes, share, sig_share, wrong, labels, probs, consistent, expected_prob
+        )
+
     def _predict(self, texts: list[str], upper: np.ndarray, counts: np.ndarray) -> list[Prediction]:
-        """The model's top answer for each text, run once per distinct text: a text met before
-        (in this batch or an earlier one of this worker) is answered from a memo of up to
-        :data:`MEMO_SIZE` answers, keyed by the text's 64-bit hash."""
+        """The model's answers for each text (:func:`kept_answers`), run once per distinct text:
+        a text met before (in this batch or an earlier one of this worker) is answered from a
+        memo of up to :attr:`memo_size` answers, keyed by the text's 64-bit hash."""
         keys = [xxhash.xxh3_64_intdigest(text.encode("utf-8")) for text in texts]
         memo = self._memo
         known: dict[int, Prediction] = {}
@@ -320,11 +415,11 @@ class LanguageIdFilter(SegmentFilter):
             backend = self.backend
             if isinstance(backend, FastTextBackend):
                 shouting = mostly_upper(upper[rows], counts[rows].sum(axis=1))
-                answers = backend.predict(asked, k=1, shouting=shouting)
+                answers = backend.predict(asked, k=TOP_K, shouting=shouting)
             else:
-                answers = backend.predict(asked, k=1)
-            fresh = dict(zip(missing, answers, strict=True))
-            if len(memo) + len(fresh) > MEMO_SIZE:
+                answers = backend.predict(asked, k=TOP_K)
+            fresh = dict(zip(missing, map(kept_answers, answers), strict=True))
+            if len(memo) + len(fresh) > self.memo_size:
                 memo.clear()
             memo.update(fresh)
             known.update(fresh)
@@ -341,62 +436,56 @@ class LanguageIdFilter(SegmentFilter):
 
     # -- deciding ----------------------------------------------------------------------------------
 
-    def trusted(self, label: str) -> str | None:
-        """None when an actionable prediction of ``label`` may drop a side, else why not."""
-        table = self.table
-        if table is None or not table.measured(label):
-            return None if self.trust_uncalibrated else "uncalibrated"
-        return None if table.reliable(label) else "unreliable"
-
     def reject_reasons(self, scores: pa.Array, lang: str) -> pa.Array:
-        """Why each side goes ("wrong script", "other language: X") or null; also counts how
-        sides were judged (each call counts: re-deciding saved scores counts them again)."""
+        """Why each side goes ("wrong script", "other language: X", "unlikely language") or
+        null; also counts how sides were judged (each call counts: re-deciding saved scores
+        counts them again)."""
         self._ensure_ready()
         route = scores.field("route")
-        labels = scores.field("label")
-        probs = scores.field("prob")
-        consistent = scores.field("script_consistent")
         counter = self._counters.setdefault(lang, Counter())
         for value, n in zip(*_value_counts(route), strict=True):
             if value is not None:
                 counter[value] += n
-
-        wrong_script = pa.array(
-            self._wrong_script(
-                np.asarray(route.to_pylist(), dtype=object),
-                _floats(scores.field("script_share")),
-                _floats(scores.field("signature_share")),
+        wrong_script = self._wrong_script(
+            np.asarray(route.to_pylist(), dtype=object),
+            _floats(scores.field("script_share")),
+            _floats(scores.field("signature_share")),
+        )
+        labels = scores.field("label").to_pylist()
+        probs = _floats(scores.field("prob"))
+        consistent = pc.fill_null(scores.field("script_consistent"), False).to_numpy(
+            zero_copy_only=False
+        )
+        expected_prob = _floats(scores.field("expected_prob"))
+        rule = self.rule(lang)
+        contrary = (
+            np.array(
+                [label is not None and not languages_match(label, lang) for label in labels], bool
             )
+            & ~wrong_script
         )
-        # Per distinct label: does it name another language the table lets us act on?
-        contrary: dict[str, bool] = {}
-        for label, n in zip(*_value_counts(labels), strict=True):
-            if label is None or languages_match(label, lang):
-                contrary[label] = False
-                continue
-            why_not = self.trusted(label)
-            contrary[label] = why_not is None
-            if why_not is not None:
-                counter[f"other language kept ({why_not})"] += n
-        if contrary:
-            acting = pa.array([k for k, v in contrary.items() if v and k is not None], pa.string())
-            is_contrary = pc.fill_null(pc.is_in(labels, value_set=acting), False)
+        if rule is None:
+            verdict = np.zeros(len(labels), np.int8)
+            counter["other language kept (uncalibrated)"] += int(contrary.sum())
         else:
-            is_contrary = pa.array(np.zeros(len(scores), bool))
-        confident = pc.fill_null(pc.greater_equal(probs, self.threshold(lang)), False)
-        fits = pc.fill_null(consistent, False)
-        drop_lid = pc.and_(pc.and_(is_contrary, confident), fits)
-        counter["other language kept (below threshold)"] += _count(
-            pc.and_(is_contrary, pc.invert(confident))
-        )
-        counter["other language kept (script)"] += _count(
-            pc.and_(pc.and_(is_contrary, confident), pc.invert(fits))
-        )
-        other = pc.binary_join_element_wise("other language: ", pc.fill_null(labels, ""), "")
-        none = pa.scalar(None, pa.string())
-        return pc.if_else(
-            wrong_script, pa.scalar("wrong script"), pc.if_else(drop_lid, other, none)
-        )
+            verdict = rule.judge(labels, probs, consistent, expected_prob)
+            verdict[wrong_script] = 0
+            kept = contrary & (verdict == 0)
+            for i in np.flatnonzero(kept).tolist():
+                if not consistent[i]:
+                    counter["other language kept (script)"] += 1
+                elif rule.threshold(labels[i]) == NEVER:
+                    counter["other language kept (confusable)"] += 1
+                else:
+                    counter["other language kept (below threshold)"] += 1
+        reasons: list[str | None] = [None] * len(labels)
+        for i in np.flatnonzero(verdict == CONTRARY).tolist():
+            reasons[i] = f"other language: {labels[i]}"
+        for i in np.flatnonzero(verdict == UNLIKELY).tolist():
+            reasons[i] = "unlikely language"
+        for i in np.flatnonzero(wrong_script).tolist():
+            reasons[i] = "wrong script"
+        return pa.array(reasons, pa.string())
 
     def accept(self, scores: pa.Array, lang: str) -> pa.Array:
         return pc.is_null(self.reject_reasons(scores, lang))
@@ -433,6 +522,14 @@ class LanguageIdFilter(SegmentFilter):
             self._counters.setdefault(lang, Counter()).update(counter)
 
 
+@cache
+def _shares_letters(label: str, own: frozenset[str]) -> bool:
+    """Whether a label's script has letters in common with a column's (Jpan and Hans do)."""
+    reg = registry()
+    theirs = frozenset().union(*(script_letters(reg.get(c).script) for c in code_rows(label)))
+    return bool(theirs & own)
+
+
 def _value_counts(array: pa.Array) -> tuple[list[object], list[int]]:
     if len(array) == 0:
         return [], []
@@ -442,7 +539,3 @@ def _value_counts(array: pa.Array) -> tuple[list[object], list[int]]:
 
 def _floats(array: pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(array, np.nan).to_numpy(zero_copy_only=False), dtype=float)
-
-
-def _count(mask: pa.Array) -> int:
-    return pc.sum(pc.cast(mask, pa.int64())).as_py() or 0
