@@ -168,7 +168,8 @@ def test_dry_run_stages_a_loadable_repo(
     assert str(staging) in printed and "would create dataset repo" in printed
 
     manifest = json.loads((build / "manifest.json").read_text("utf-8"))
-    loaded = datasets.load_dataset(str(staging))
+    # A cache of its own: pytest reuses tmp paths, and datasets' cache would answer for them.
+    loaded = datasets.load_dataset(str(staging), cache_dir=str(tmp_path / "hf-cache"))
     assert {s: loaded[s].num_rows for s in loaded} == {
         s: info["rows"] for s, info in manifest["splits"].items()
     }

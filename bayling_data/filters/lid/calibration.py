@@ -283,10 +283,10 @@ class CalibrationTable:
         indistinct: dict[tuple[str, str], float] = {}
         number = 0
         try:
-            for number, row in sections["counts"][1:]:
+            for number, row in sections["counts"][1:]:  # noqa: B007 (the except names it)
                 expected, predicted, lines, actionable = row
                 counts[(expected, predicted)] = (int(lines), int(actionable))
-            for number, row in sections["rules"][1:]:
+            for number, row in sections["rules"][1:]:  # noqa: B007 (the except names it)
                 lang, expected_below, floor, thresholds, loss = row
                 pairs = (
                     [] if thresholds == "-" else [item.split("=") for item in thresholds.split()]
@@ -298,7 +298,7 @@ class CalibrationTable:
                     expected_below=parse_threshold(expected_below),
                     loss=float(loss) if loss else None,
                 )
-            for number, row in sections["indistinct"][1:]:
+            for number, row in sections["indistinct"][1:]:  # noqa: B007 (the except names it)
                 column, lang, caught = row
                 indistinct[(column, lang)] = float(caught)
             return cls(

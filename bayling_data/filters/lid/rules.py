@@ -35,7 +35,7 @@ from bayling_data.filters.lid.backends import languages_match
 
 NEVER = math.inf
 #: Thresholds a contrary answer's probability is held to, lowest first; past the last, never.
-PROB_GRID = (0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
+PROB_GRID = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
 #: Candidate values of ``expected_below``; the largest that loses at most half the budget wins.
 EXPECTED_GRID = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 #: Share of a column's own lines a fitted rule may drop on the calibration set.
