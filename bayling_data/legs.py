@@ -17,6 +17,7 @@ marker that carries its counters, so that a build can be killed at any moment an
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from bayling_data.recipe import Recipe
 from bayling_data.schema import INSTRUCTION_SCHEMA, WORK_INSTRUCTION_SCHEMA
 from bayling_data.stage import Stage
 from bayling_data.tasks import ItemTask
+from bayling_data.tasks.base import RowGate
 
 SEGMENT, TASKS, INSTRUCTION = "segment", "tasks", "instruction"
 # Columns the driver's mixture reads of every row (the mix key stands in for the row's id).
@@ -145,14 +147,21 @@ class Job:
     shard: int = 0
     part: int = 0
     bucket_bits: int = 0
+    #: Generation round: a planned build makes its rows again, with higher key limits, when the
+    #: instruction filters left a group short of its quota (see ``pipeline``).
+    round: int = 0
 
     @property
     def name(self) -> str:
+        if self.kind == "census":
+            return f"census-shard-{self.shard:05d}"
         if self.kind == "decide":
-            return f"decide-{self.index}-part-{self.part:03d}"
-        if self.kind == "route":
-            return f"route-shard-{self.shard:05d}"
-        return f"leg-{self.index}-shard-{self.shard:05d}"
+            name = f"decide-{self.index}-part-{self.part:03d}"
+        elif self.kind == "route":
+            name = f"route-shard-{self.shard:05d}"
+        else:
+            name = f"leg-{self.index}-shard-{self.shard:05d}"
+        return f"{name}-r{self.round}" if self.round else name
 
 
 def recipe_key(recipe: Recipe) -> str:
@@ -191,6 +200,22 @@ def bucket_path(work: WorkDir, split: str, bucket: int, shard: int) -> Path:
     return work / f"final/buckets/{split}/bucket-{bucket:05d}/shard-{shard:05d}.arrow"
 
 
+def census_path(work: WorkDir, shard: int) -> Path:
+    return work / f"plan/census/shard-{shard:05d}.arrow"
+
+
+def limits_path(work: WorkDir, round_: int) -> Path:
+    """The key limits of a generation round (task -> language -> highest key); none: no plan."""
+    return work / f"plan/limits-{round_}.json"
+
+
+def read_limits(work: WorkDir, round_: int) -> dict[str, dict[str, int]] | None:
+    path = limits_path(work, round_)
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 # --- the worker side ------------------------------------------------------------------------------
 
 _CACHE: dict[str, tuple[Stages, list[Leg]]] = {}
@@ -214,6 +239,7 @@ def run_job(job: Job) -> str:
     stages, legs = worker_stages(job)
     runner: Callable[[Job, WorkDir, Stages, list[Leg]], Any] = {
         "leg": _run_leg,
+        "census": _run_census,
         "decide": _run_decide,
         "route": _run_route,
     }[job.kind]
@@ -276,11 +302,54 @@ def _generate(
                 yield _named(task(batch), stages.task_names[index], configs[index].type)
 
 
-def _run_leg(job: Job, work: WorkDir, stages: Stages, legs: list[Leg]) -> dict[str, Any]:
+def _set_gates(job: Job, work: WorkDir, stages: Stages) -> None:
+    """Give every task the gate this job's rows pass: a census, the round's key limits, or
+    none (every row is made, when the build did not plan)."""
+    limits = read_limits(work, job.round) if job.kind == "leg" else None
+    for index, task in enumerate(stages.tasks):
+        name = stages.task_names[index]
+        task.gate = RowGate(  # type: ignore[attr-defined]
+            name,
+            job.recipe.seed,
+            job.pivots,
+            limits=None if limits is None else limits.get(name, {}),
+            census=job.kind == "census",
+        )
+
+
+def _run_census(job: Job, work: WorkDir, stages: Stages, legs: list[Leg]) -> dict[str, Any]:
+    """Every candidate row the shard's tasks could make: its key and languages, no text."""
+    for stage in _leg_stages(stages, legs[job.index]):
+        stage.reset_counters()  # tasks with state across batches (a ring of partners) start clean
+    batches, _ = _leg_batches(job, work, stages, legs, until_tasks=True)
+    for _batch in batches:
+        pass  # a census gate lets no row in: the batches are empty
+    columns: dict[str, list[Any]] = {name: [] for name in PROJECTION_SCHEMA.names}
+    for index, task in enumerate(stages.tasks):
+        seen = task.gate.take_census()  # type: ignore[attr-defined]
+        for name, values in seen.items():
+            columns[name].extend(values)
+        columns["task"].extend([stages.task_names[index]] * len(seen["mix_key"]))
+    table = pa.table(
+        {
+            "mix_key": pa.array(columns["mix_key"], pa.uint64()),
+            **{
+                name: pc.dictionary_encode(pa.array(columns[name], pa.string()))
+                for name in PROJECTION_SCHEMA.names[1:]
+            },
+        }
+    )
+    write_arrow(census_path(work, job.shard), table.cast(PROJECTION_SCHEMA))
+    return {"candidates": table.num_rows}
+
+
+def _leg_batches(
+    job: Job, work: WorkDir, stages: Stages, legs: list[Leg], until_tasks: bool = False
+) -> tuple[Iterator[pa.RecordBatch], pa.Schema]:
+    """The leg's steps chained over the shard's input, lazily; ``until_tasks``: stop after the
+    task generators (a census)."""
     leg = legs[job.index]
-    involved = _leg_stages(stages, leg)
-    for stage in involved:
-        stage.reset_counters()
+    _set_gates(job, work, stages)
     item_shard = job.shard >= job.layout.input_shards
     if job.index == 0:
         source = input_path(work, job.shard)
@@ -298,6 +367,8 @@ def _run_leg(job: Job, work: WorkDir, stages: Stages, legs: list[Leg]) -> dict[s
         if step.kind == TASKS:
             batches = _generate(batches, stages, job)
             segments, schema = False, WORK_INSTRUCTION_SCHEMA
+            if until_tasks:
+                break
             continue
         if step.kind == SEGMENT and not segments:
             continue  # an item shard has no segments
@@ -307,6 +378,15 @@ def _run_leg(job: Job, work: WorkDir, stages: Stages, legs: list[Leg]) -> dict[s
             batches = _apply_drops(batches, stage, work, job.index, job.shard)
         else:
             batches = map(stage, batches)
+    return batches, schema
+
+
+def _run_leg(job: Job, work: WorkDir, stages: Stages, legs: list[Leg]) -> dict[str, Any]:
+    leg = legs[job.index]
+    involved = _leg_stages(stages, leg)
+    for stage in involved:
+        stage.reset_counters()
+    batches, schema = _leg_batches(job, work, stages, legs)
     last = job.index == len(legs) - 1
     out_schema = INSTRUCTION_SCHEMA if last else schema
     closing = stages.stage(leg.closes_with) if leg.closes_with is not None else None
@@ -321,8 +401,8 @@ def _run_leg(job: Job, work: WorkDir, stages: Stages, legs: list[Leg]) -> dict[s
                 offset = pa.array(np.full(found.num_rows, sink.rows, np.uint32))
                 keys.append(found.set_column(1, "row", pc.add(found.column("row"), offset)))
             if last:
+                projections.append(_project(batch))
                 batch = batch.select(INSTRUCTION_SCHEMA.names)
-                projections.append(_project(batch, job.recipe.seed))
             sink.write(batch)
     if isinstance(closing, GlobalFilter):
         _write_keys(work, job.index + 1, job.shard, keys, closing, job.recipe)
@@ -375,13 +455,8 @@ def _run_decide(job: Job, work: WorkDir, stages: Stages, legs: list[Leg]) -> dic
     return {"repeats": repeats.num_rows}
 
 
-def _project(batch: pa.RecordBatch, seed: int) -> pa.Table:
-    keys = np.fromiter(
-        (stable_hash(seed, "mix", i) for i in batch.column("id").to_pylist()),
-        dtype=np.uint64,
-        count=batch.num_rows,
-    )
-    columns = [pa.array(keys)]
+def _project(batch: pa.RecordBatch) -> pa.Table:
+    columns: list[Any] = [batch.column("mix_key")]
     for name in PROJECTION_SCHEMA.names[1:]:
         columns.append(pc.dictionary_encode(batch.column(name)))
     return pa.Table.from_arrays(columns, names=PROJECTION_SCHEMA.names)

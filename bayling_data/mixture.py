@@ -13,11 +13,22 @@ and its id, so neither batch size nor worker count changes it) and never upsampl
 Without a total, each task keeps the most rows its proportions allow (the language that is
 scarcest relative to its target share sets the size); with a total, targets are filled in turn
 and a language that runs out leaves its share to the others ("water filling").
+
+A build **plans** the mixture before it generates anything: the tasks first take a census of
+the rows they could make from the filtered segments (each row's mixture key and languages, no
+text), the mixture is decided on that census, and each (task, language) group gets a quota and a
+key limit. The tasks then make only the rows under their group's limit (with some slack for what
+the instruction filters drop), and :func:`apply_plan` keeps, in each group, the quota's rows with
+the smallest keys among those that passed the filters. That is exactly the rows that generating
+every candidate and applying the same plan would keep; a group whose slack ran out is generated
+again with a higher limit (see ``pipeline``), so the plan never changes the bytes.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -135,6 +146,198 @@ def _objects(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return values[indices]
 
 
+def can_drop(weights: dict[str, float], config: MixtureConfig) -> bool:
+    """Whether this mixture may leave rows out (else every row is kept and nothing is planned)."""
+    return (
+        len(weights) > 1
+        or config.total is not None
+        or config.language_alpha is not None
+        or config.language_cap is not None
+        or bool(config.direction_quotas)
+    )
+
+
+Groups = dict[tuple[str, str], int]
+
+
+def _group_columns(table: pa.Table, pivots: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    return _objects(table.column("task")), row_languages(table, pivots)
+
+
+def plan_quotas(table: pa.Table, keep: np.ndarray, pivots: list[str]) -> Groups:
+    """Rows the plan keeps per (task, language) group, from the census and its keep mask."""
+    tasks, languages = _group_columns(table, pivots)
+    counts = Counter(zip(tasks[keep].tolist(), languages[keep].tolist(), strict=True))
+    return dict(counts)
+
+
+def plan_limits(
+    table: pa.Table,
+    keys: np.ndarray,
+    quotas: Groups,
+    pivots: list[str],
+    slack: dict[tuple[str, str], float] | None = None,
+    default_slack: float = 0.05,
+) -> dict[str, dict[str, int]]:
+    """The highest mixture key each (task, language) group's rows may have to be made: the key
+    of the group's candidate at rank ``quota * (1 + slack) + 16`` (rows the instruction filters
+    will drop need replacements), or every candidate where that reaches the group's size."""
+    tasks, languages = _group_columns(table, pivots)
+    limits: dict[str, dict[str, int]] = {}
+    order = np.lexsort((keys, languages.astype(str), tasks.astype(str)))
+    sorted_tasks, sorted_langs = tasks[order], languages[order]
+    sorted_keys = keys[order]
+    boundaries = np.flatnonzero(
+        (sorted_tasks[1:] != sorted_tasks[:-1]) | (sorted_langs[1:] != sorted_langs[:-1])
+    )
+    starts = np.concatenate([[0], boundaries + 1]) if len(order) else np.array([], dtype=int)
+    ends = np.concatenate([boundaries + 1, [len(order)]]) if len(order) else starts
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        group = (sorted_tasks[start], sorted_langs[start])
+        quota = quotas.get(group, 0)
+        if quota <= 0:
+            continue
+        extra = (slack or {}).get(group, default_slack)
+        rank = min(end - start, math.ceil(quota * (1.0 + extra)) + 16)
+        limit = (1 << 64) - 1 if rank >= end - start else int(sorted_keys[start + rank - 1])
+        limits.setdefault(group[0], {})[group[1]] = limit
+    return limits
+
+
+def apply_plan(
+    table: pa.Table,
+    keys: np.ndarray,
+    quotas: Groups,
+    config: MixtureConfig,
+    pivots: list[str],
+) -> tuple[np.ndarray, dict[tuple[str, str], int]]:
+    """Keep each group's ``quota`` smallest-key rows, then the direction quotas; returns the
+    mask and, per group, how many rows it lacked (rows made and filtered fell short)."""
+    tasks, languages = _group_columns(table, pivots)
+    keep = np.zeros(table.num_rows, dtype=bool)
+    short: dict[tuple[str, str], int] = {}
+    present = Counter(zip(tasks.tolist(), languages.tolist(), strict=True))
+    for group, quota in quotas.items():
+        if present.get(group, 0) < quota:
+            short[group] = quota - present.get(group, 0)
+    if table.num_rows:
+        order = np.lexsort((keys, languages.astype(str), tasks.astype(str)))
+        sorted_tasks, sorted_langs = tasks[order], languages[order]
+        new_group = np.ones(len(order), dtype=bool)
+        new_group[1:] = (sorted_tasks[1:] != sorted_tasks[:-1]) | (
+            sorted_langs[1:] != sorted_langs[:-1]
+        )
+        starts = np.flatnonzero(new_group)
+        rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.append(starts, len(order))))
+        allowed = np.fromiter(
+            (
+                quotas.get((t, lang), 0)
+                for t, lang in zip(sorted_tasks[starts], sorted_langs[starts], strict=True)
+            ),
+            dtype=np.int64,
+            count=len(starts),
+        )
+        limit = np.repeat(allowed, np.diff(np.append(starts, len(order))))
+        keep[order[rank < limit]] = True
+    _direction_quotas(table, keep, keys, config)
+    return keep, short
+
+
+def _direction_quotas(
+    table: pa.Table, keep: np.ndarray, keys: np.ndarray, config: MixtureConfig
+) -> None:
+    if not config.direction_quotas:
+        return
+    directions = _objects(table.column("direction"))
+    for direction, quota in config.direction_quotas.items():
+        rows = np.flatnonzero(keep & (directions == direction))
+        if len(rows) > quota:
+            keep[rows] = False
+            keep[_take_first(keys, rows, quota)] = True
+
+
+def describe(
+    table: pa.Table,
+    keep: np.ndarray,
+    weights: dict[str, float],
+    config: MixtureConfig,
+    pivots: list[str],
+    plan_report: dict[str, Any],
+) -> dict[str, object]:
+    """The realised mixture of a planned build: per task and language, the census's candidate
+    rows (``available``) and target shares from the plan, the rows made and kept."""
+    tasks, languages = _group_columns(table, pivots)
+    planned_tasks: dict[str, Any] = plan_report["tasks"]
+    report: dict[str, object] = {"tasks": {}}
+    for task in weights:
+        entry = planned_tasks[task]
+        in_task = tasks == task
+        kept = Counter(languages[keep & in_task].tolist())
+        kept_total = sum(kept.values())
+        report["tasks"][task] = {  # type: ignore[index]
+            "weight": weights[task],
+            "available": entry["available"],
+            "sizes": entry["sizes"],
+            "generated": int(in_task.sum()),
+            "kept": kept_total,
+            "languages": {
+                lang: {
+                    "available": planned["available"],
+                    "target_share": planned["target_share"],
+                    "kept": kept[lang],
+                    "kept_share": round(kept[lang] / kept_total, 6) if kept_total else 0.0,
+                }
+                for lang, planned in entry["languages"].items()
+            },
+        }
+    if config.direction_quotas:
+        report["direction_quotas"] = dict(config.direction_quotas)
+    report["config"] = config.model_dump(mode="json")
+    return report
+
+
+def shortfall_notes(report: dict[str, object], config: MixtureConfig) -> list[str]:
+    """What held the mixture back, in words: the task whose rows cap the proportions, or the
+    tasks that could not fill their share of the total, and the total the sources can reach."""
+    tasks: dict[str, dict[str, object]] = report["tasks"]  # type: ignore[assignment]
+    weights = {task: float(entry["weight"]) for task, entry in tasks.items()}  # type: ignore[arg-type]
+    sizes = {task: int(entry["sizes"]) for task, entry in tasks.items() if "sizes" in entry}  # type: ignore[call-overload]
+    if len(weights) < 2 or not sizes:
+        return []
+    weight_sum = sum(weights.values())
+    # The largest total whose proportions every task can fill: the scarcest task sets it.
+    reach = {task: sizes[task] * weight_sum / weights[task] for task in sizes}
+    capping = min(reach, key=lambda task: (reach[task], task))
+    reachable = int(reach[capping])
+    kept_total = sum(int(entry["kept"]) for entry in tasks.values())  # type: ignore[call-overload]
+    notes = []
+    if config.total is None:
+        others = sorted((t for t in reach if t != capping), key=lambda t: (reach[t], t))
+        if others and reach[others[0]] > reach[capping] * 1.01:
+            nxt = others[0]
+            notes.append(
+                f"mixture: {capping} caps the mixture at {kept_total:,} rows: it has "
+                f"{sizes[capping]:,} rows for {weights[capping] / weight_sum:.0%} of the "
+                f"weight; with more {capping} rows the recipe could reach {int(reach[nxt]):,} "
+                f"rows (then {nxt} caps it)"
+            )
+        return notes
+    for task in sorted(sizes):
+        wanted = int(config.total * weights[task] / weight_sum)
+        if sizes[task] < wanted:
+            notes.append(
+                f"mixture: total {config.total:,} asks {wanted:,} rows of {task} "
+                f"({weights[task] / weight_sum:.0%} of the weight); its sources give "
+                f"{sizes[task]:,}"
+            )
+    if notes:
+        notes.append(
+            f"mixture: {kept_total:,} of the {config.total:,} rows asked; in the recipe's "
+            f"proportions these sources reach {reachable:,} rows ({capping} sets it)"
+        )
+    return notes
+
+
 def mixture_keep(
     table: pa.Table,
     weights: dict[str, float],
@@ -144,10 +347,12 @@ def mixture_keep(
     keys: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, object]]:
     """Which rows the mixture keeps (a mask) and the realised mixture. ``table`` needs the
-    columns task, src_lang, tgt_lang and direction, and id unless the rows' sampling ``keys``
-    (``stable_hash(seed, "mix", id)``) are given."""
+    columns task, src_lang, tgt_lang and direction; the rows' sampling ``keys`` are its
+    ``mix_key`` column (a build's rows), else ``stable_hash(seed, "mix", id)``."""
     n = table.num_rows
-    if keys is None:
+    if keys is None and "mix_key" in table.column_names:
+        keys = table.column("mix_key").to_numpy(zero_copy_only=False)
+    if keys is None:  # rows made outside a build: a key from the row's content
         ids = table.column("id").to_pylist()
         keys = np.fromiter((stable_hash(seed, "mix", i) for i in ids), dtype=np.uint64, count=n)
     tasks = _objects(table.column("task"))
@@ -203,6 +408,7 @@ def mixture_keep(
         report["tasks"][task] = {  # type: ignore[index]
             "weight": weights[task],
             "available": int(in_task.sum()),
+            "sizes": sizes[task],
             "kept": kept_total,
             "languages": {
                 lang: {
@@ -216,13 +422,8 @@ def mixture_keep(
         }
 
     # 3. Direction quotas.
+    _direction_quotas(table, keep, keys, config)
     if config.direction_quotas:
-        directions = _objects(table.column("direction"))
-        for direction, quota in config.direction_quotas.items():
-            rows = np.flatnonzero(keep & (directions == direction))
-            if len(rows) > quota:
-                keep[rows] = False
-                keep[_take_first(keys, rows, quota)] = True
         report["direction_quotas"] = dict(config.direction_quotas)
     report["config"] = config.model_dump(mode="json")
     return keep, report

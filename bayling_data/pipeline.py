@@ -13,6 +13,7 @@ import hashlib
 import importlib
 import json
 import math
+import shutil
 import threading
 import time
 from collections import Counter
@@ -38,26 +39,40 @@ from bayling_data.io.workdir import (
     ArrowSink,
     WorkDir,
     open_work_dir,
+    read_json,
     read_table,
     read_tables,
     update_state,
     work_dir_for,
     write_arrow,
+    write_json,
 )
 from bayling_data.legs import (
     ORDER_COLUMNS,
     PROJECTION_SCHEMA,
     Job,
     Layout,
+    Leg,
     Stages,
+    census_path,
     input_path,
     keep_path,
+    limits_path,
     projection_path,
+    read_limits,
     recipe_key,
     run_job,
     task_name,
 )
-from bayling_data.mixture import mixture_keep
+from bayling_data.mixture import (
+    apply_plan,
+    can_drop,
+    describe,
+    mixture_keep,
+    plan_limits,
+    plan_quotas,
+    shortfall_notes,
+)
 from bayling_data.recipe import Recipe
 from bayling_data.schema import INSTRUCTION_SCHEMA
 from bayling_data.sources import Source, build_source
@@ -319,6 +334,78 @@ def _run_jobs(executor: Executor, work: WorkDir, jobs: list[Job]) -> None:
     executor.map(run_job, [job for job in jobs if not work.done(job.name)])
 
 
+# Generation rounds at most: the second makes every candidate of a group still short.
+MAX_ROUNDS = 3
+
+
+def _round_of(leg: Leg, tasks_leg: int, round_: int) -> int:
+    """Legs before the tasks run once; the tasks' leg and those after it run every round."""
+    return round_ if leg.index >= tasks_leg else 0
+
+
+def _current_round(work: WorkDir) -> int:
+    path = work / "plan/round.json"
+    return int(read_json(path)["round"]) if path.exists() else 0
+
+
+def _run_legs(
+    plan: BuildPlan,
+    work: WorkDir,
+    executor: Executor,
+    base: Job,
+    legs: list[Leg],
+    tasks_leg: int,
+    round_: int,
+    planning: bool,
+) -> None:
+    """Run the legs (from the tasks' leg on, in a later round), with their global steps, and
+    the census and plan between the segment filters and the tasks."""
+    if round_ and not work.done(f"cleaned-r{round_}"):
+        # What the last round made from the tasks on is made again: stale drops must not stay.
+        for leg in legs[tasks_leg:]:
+            shutil.rmtree(work / f"legs/{leg.index}", ignore_errors=True)
+            if leg.index > tasks_leg:
+                shutil.rmtree(work / f"global/{leg.index}", ignore_errors=True)
+        shutil.rmtree(work / "final", ignore_errors=True)
+        work.mark(f"cleaned-r{round_}")
+    layout = base.layout
+    for leg in legs[tasks_leg if round_ else 0 :]:
+        leg_round = _round_of(leg, tasks_leg, round_)
+        if leg.opens_with is not None and (round_ == 0 or leg.index > tasks_leg):
+            stage = plan.built.stage(leg.opens_with)
+            parts = plan.recipe.execution.partitions if stage.partitioned else 1  # type: ignore[union-attr]
+            _run_jobs(
+                executor,
+                work,
+                [
+                    replace(base, kind="decide", index=leg.index, part=p, round=leg_round)
+                    for p in range(parts)
+                ],
+            )
+        shards = layout.shards(leg, tasks_leg)
+        if planning and leg.index == tasks_leg and not work.done("plan"):
+            _run_jobs(
+                executor,
+                work,
+                [replace(base, kind="census", index=leg.index, shard=k) for k in shards],
+            )
+            work.mark("plan", _plan(plan, work, shards))
+        _run_jobs(
+            executor,
+            work,
+            [replace(base, index=leg.index, shard=k, round=leg_round) for k in shards],
+        )
+
+
+def _fixable(work: WorkDir, round_: int, short: list[list[Any]]) -> list[list[Any]]:
+    """The short groups that were not made whole: another round with a higher limit helps."""
+    limits = read_limits(work, round_)
+    if limits is None:
+        return []  # every candidate was made (execution.plan_mixture false)
+    top = (1 << 64) - 1
+    return [entry for entry in short if limits.get(entry[0], {}).get(entry[1], top) < top]
+
+
 def _merge_reports(stages: Stages, reports: list[dict[str, Any]]) -> list[tuple[StageStats, Any]]:
     """Every stage's counters and details, its shards' added up."""
     merged: list[tuple[StageStats, Any]] = [
@@ -358,29 +445,88 @@ def _add(total: Any, more: Any) -> Any:
     return total + more
 
 
-def _mixture(plan: BuildPlan, work: WorkDir, shards: list[int]) -> tuple[dict[str, Any], int]:
-    """Apply the mixture to the projections of every shard's rows; write each shard's keep mask.
-    Returns the realised mixture and the rows kept."""
+def _weights(plan: BuildPlan) -> dict[str, float]:
     weights: dict[str, float] = {}
     for config in plan.recipe.tasks:
         name = task_name(config)
         weights[name] = weights.get(name, 0.0) + config.weight
+    return weights
+
+
+def _concat(paths: list[Path]) -> pa.Table:
+    return pa.concat_tables([PROJECTION_SCHEMA.empty_table(), *(read_table(p) for p in paths)])
+
+
+def _plan(plan: BuildPlan, work: WorkDir, shards: list[int]) -> dict[str, Any]:
+    """Decide the mixture on the census of candidate rows: each (task, language) group's quota,
+    and the key limits of the first generation round. Returns the plan's record."""
+    census = _concat([census_path(work, shard) for shard in shards])
+    keys = census.column("mix_key").to_numpy()
+    keep, report = mixture_keep(
+        census, _weights(plan), plan.recipe.mixture, plan.pivots, plan.recipe.seed, keys=keys
+    )
+    quotas = plan_quotas(census, keep, plan.pivots)
+    if plan.recipe.execution.plan_mixture:
+        limits = plan_limits(census, keys, quotas, plan.pivots)
+        write_json(limits_path(work, 0), limits)
+    return {
+        "candidates": census.num_rows,
+        "planned": int(keep.sum()),
+        "quotas": [[task, lang, n] for (task, lang), n in sorted(quotas.items())],
+        "report": report,
+    }
+
+
+def _next_limits(
+    plan: BuildPlan, work: WorkDir, shards: list[int], planned: dict[str, Any], round_: int
+) -> dict[str, dict[str, int]]:
+    """Key limits for another round: each short group's slack grown by what it lacked (every
+    candidate, the round after that)."""
+    census = _concat([census_path(work, shard) for shard in shards])
+    keys = census.column("mix_key").to_numpy()
+    quotas = {(task, lang): n for task, lang, n in planned["quotas"]}
+    short = {tuple(group): lacked for *group, lacked in planned.get("short", [])}
+    if round_ >= MAX_ROUNDS - 1:
+        slack = {group: float("inf") for group in short}
+    else:
+        slack = {group: 0.05 + 2.0 * lacked / quotas[group] for group, lacked in short.items()}  # type: ignore[index]
+    previous = read_limits(work, round_ - 1) or {}
+    limits = plan_limits(census, keys, quotas, plan.pivots, slack=slack, default_slack=0.05)
+    for task, by_lang in limits.items():  # a group not short keeps its limit
+        for lang in by_lang:
+            if (task, lang) not in short and lang in previous.get(task, {}):
+                by_lang[lang] = previous[task][lang]
+    return limits
+
+
+def _mixture(
+    plan: BuildPlan, work: WorkDir, shards: list[int], planned: dict[str, Any] | None
+) -> tuple[dict[str, Any], int, list[list[Any]]]:
+    """Apply the mixture to the projections of every shard's rows; write each shard's keep mask.
+    Returns the realised mixture, the rows kept, and the groups the plan left short."""
     projections = [read_table(projection_path(work, shard)) for shard in shards]
     sizes = [table.num_rows for table in projections]
     table = pa.concat_tables([PROJECTION_SCHEMA.empty_table(), *projections])
-    keep, report = mixture_keep(
-        table,
-        weights,
-        plan.recipe.mixture,
-        plan.pivots,
-        plan.recipe.seed,
-        keys=table.column("mix_key").to_numpy(),
-    )
+    keys = table.column("mix_key").to_numpy()
+    weights = _weights(plan)
+    short: list[list[Any]] = []
+    if planned is None:
+        keep, report = mixture_keep(
+            table, weights, plan.recipe.mixture, plan.pivots, plan.recipe.seed, keys=keys
+        )
+        report["notes"] = shortfall_notes(report, plan.recipe.mixture)
+    else:
+        quotas = {(task, lang): n for task, lang, n in planned["quotas"]}
+        keep, lacking = apply_plan(table, keys, quotas, plan.recipe.mixture, plan.pivots)
+        short = [[task, lang, n] for (task, lang), n in sorted(lacking.items())]
+        report = describe(table, keep, weights, plan.recipe.mixture, plan.pivots, planned["report"])
+        report["planned"] = {"candidates": planned["candidates"], "rows": planned["planned"]}
+        report["notes"] = shortfall_notes(planned["report"], plan.recipe.mixture)
     start = 0
     for shard, size in zip(shards, sizes, strict=True):
         write_arrow(keep_path(work, shard), pa.table({"keep": keep[start : start + size]}))
         start += size
-    return report, int(keep.sum())
+    return report, int(keep.sum()), short
 
 
 def _write_output(
@@ -493,27 +639,27 @@ def run_build(
             ).start()
         try:
             phase = time.perf_counter()
-            for leg in legs:
-                if leg.opens_with is not None:
-                    stage = stages.stage(leg.opens_with)
-                    parts = recipe.execution.partitions if stage.partitioned else 1  # type: ignore[union-attr]
-                    _run_jobs(
-                        executor,
-                        work,
-                        [
-                            replace(base, kind="decide", index=leg.index, part=p)
-                            for p in range(parts)
-                        ],
-                    )
-                shards = layout.shards(leg, tasks_leg)
-                _run_jobs(executor, work, [replace(base, index=leg.index, shard=k) for k in shards])
-            seconds["stages"] = time.perf_counter() - phase
-            phase = time.perf_counter()
             final_shards = layout.shards(legs[-1], tasks_leg)
-            if not work.done("mixture"):
-                mixture, kept = _mixture(plan, work, final_shards)
-                work.mark("mixture", {"mixture": mixture, "kept": kept})
-            mixed = work.report("mixture")
+            planning = can_drop(_weights(plan), recipe.mixture)
+            round_ = _current_round(work)
+            while True:
+                _run_legs(plan, work, executor, base, legs, tasks_leg, round_, planning)
+                done_name = f"mixture-r{round_}" if round_ else "mixture"
+                if not work.done(done_name):
+                    planned = work.report("plan") if planning else None
+                    mixture, kept, short = _mixture(plan, work, final_shards, planned)
+                    work.mark(done_name, {"mixture": mixture, "kept": kept, "short": short})
+                mixed = work.report(done_name)
+                fixable = _fixable(work, round_, mixed["short"]) if planning else []
+                if not fixable:
+                    break
+                planned = dict(work.report("plan"), short=fixable)
+                limits = _next_limits(plan, work, final_shards, planned, round_ + 1)
+                write_json(limits_path(work, round_ + 1), limits)
+                round_ += 1
+                write_json(work / "plan/round.json", {"round": round_})
+            mixed["mixture"]["rounds"] = round_ + 1
+            seconds["stages"] = time.perf_counter() - phase
             bits = max(0, math.ceil(math.log2(max(1, mixed["kept"]) / BUCKET_ROWS)))
             _run_jobs(
                 executor,
@@ -534,7 +680,11 @@ def run_build(
             if recipe.output.validation_fraction > 0:
                 rows["validation"] = 0
         reports = [
-            work.report(replace(base, index=leg.index, shard=k).name)
+            work.report(
+                replace(
+                    base, index=leg.index, shard=k, round=_round_of(leg, tasks_leg, round_)
+                ).name
+            )
             for leg in legs
             for k in layout.shards(leg, tasks_leg)
         ]

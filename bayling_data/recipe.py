@@ -78,6 +78,11 @@ class ExecutionConfig(StrictModel):
     partitions: int = Field(
         default=8, gt=0, description="Hash partitions of a global step's keys (dedup)."
     )
+    plan_mixture: bool = Field(
+        default=True,
+        description="Make only the rows the mixture plan can keep (false: make every candidate "
+        "row, then apply the same plan; the same bytes, at the cost of the rows left out).",
+    )
 
 
 class Recipe(StrictModel):

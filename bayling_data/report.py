@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -89,6 +90,7 @@ def build_summary(report: object, console: Console) -> None:
                 why.add_row(key, _n(n))
             console.print(why)
     skipped_table(manifest, console)
+    mixture_table(manifest, console)
     written_table(manifest, console)
     console.print(
         f"wrote {_n(sum(s['rows'] for s in manifest['splits'].values()))} rows to "
@@ -99,9 +101,30 @@ def build_summary(report: object, console: Console) -> None:
 
 
 def warnings_lines(manifest: dict[str, object], console: Console) -> None:
-    """The manifest's warnings (training on evaluation data, eval sets not found), loud."""
+    """The manifest's warnings (training on evaluation data, eval sets not found), loud; and
+    what held the mixture back (a task too small for its weight)."""
     for warning in manifest.get("warnings", []) or []:  # type: ignore[union-attr]
         console.print(f"[bold red]warning:[/bold red] {warning}")
+    mixture = manifest.get("mixture") or {}
+    for note in mixture.get("notes", []) or []:  # type: ignore[union-attr]
+        console.print(f"[bold yellow]note:[/bold yellow] {note}")
+
+
+def mixture_table(manifest: dict[str, object], console: Console) -> None:
+    """Per task: rows it could make (the plan's census), made, and kept by the mixture."""
+    mixture: dict[str, Any] = manifest.get("mixture") or {}  # type: ignore[assignment]
+    tasks = mixture.get("tasks") or {}
+    if len(tasks) < 2 and "planned" not in mixture:
+        return
+    table = Table(title="mixture (rows per task)", title_justify="left")
+    for column in ("task", "weight", "candidates", "made", "kept"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for task, entry in tasks.items():
+        made = entry.get("generated", entry["available"])
+        table.add_row(
+            task, f"{entry['weight']:g}", _n(entry["available"]), _n(made), _n(entry["kept"])
+        )
+    console.print(table)
 
 
 def task_skips(manifest: dict[str, object]) -> list[tuple[str, str, int]]:

@@ -57,8 +57,14 @@ INSTRUCTION_SCHEMA = pa.schema(
 
 # Columns that travel with instruction batches between stages but are not written: the plain
 # source and target sentence of a translation-like row, so that pair filters (length ratio, pair
-# dedup, near dedup, decontamination) need not parse them back out of the prompt.
-WORK_FIELDS = (pa.field("src_text", pa.string()), pa.field("tgt_text", pa.string()))
+# dedup, near dedup, decontamination) need not parse them back out of the prompt; and the row's
+# mixture key (a hash of the seed, the task and the record the row is made from, known before the
+# row is rendered, so that a build generates only the rows its mixture plan can keep).
+WORK_FIELDS = (
+    pa.field("src_text", pa.string()),
+    pa.field("tgt_text", pa.string()),
+    pa.field("mix_key", pa.uint64()),
+)
 WORK_INSTRUCTION_SCHEMA = pa.schema([*INSTRUCTION_SCHEMA, *WORK_FIELDS])
 
 

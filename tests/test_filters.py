@@ -145,6 +145,7 @@ def instructions(rows: list[tuple[str, str, str]], direction: str = "swh_Latn-en
             "source_segment_id": [str(i) for i in range(n)],
             "src_text": [s for _, s, _ in rows],
             "tgt_text": [t for _, _, t in rows],
+            "mix_key": list(range(n)),
         },
         schema=WORK_INSTRUCTION_SCHEMA,
     )

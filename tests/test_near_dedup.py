@@ -48,6 +48,7 @@ def rows(
             "source_segment_id": [str(i) for i in range(n)],
             "src_text": src,
             "tgt_text": tgt,
+            "mix_key": list(range(n)),
         },
         schema=WORK_INSTRUCTION_SCHEMA,
     )

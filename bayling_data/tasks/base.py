@@ -20,6 +20,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from bayling_data.config import StrictModel, resolve_code
+from bayling_data.hashing import stable_hash
 from bayling_data.languages import LanguageRegistry, registry
 from bayling_data.schema import WORK_INSTRUCTION_SCHEMA
 from bayling_data.stage import Stage
@@ -86,6 +87,7 @@ class LanguagesMixin:
             (self.registry.resolve(code).code, share) for code, share in shares.items()
         ]
         self.seed = seed
+        self.gate = RowGate(self.name, seed, self.pivots)  # type: ignore[attr-defined]
 
 
 def checked_choices(values: Iterable[str], allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -97,11 +99,65 @@ def checked_choices(values: Iterable[str], allowed: tuple[str, ...], what: str) 
     return chosen
 
 
+def mixture_language(src: str, tgt: str, pivots: Sequence[str]) -> str:
+    """The language a row counts under in the mixture: its non-pivot side, else its source."""
+    return tgt if src in pivots and tgt not in pivots else src
+
+
+class RowGate:
+    """Which of its candidate rows a task makes.
+
+    Every candidate row has a mixture key, ``stable_hash(seed, "mix", task, *record)``, computed
+    from the record it is made of (segment, languages, variant) before anything is rendered.
+    The mixture keeps, in each (task, language) group, the rows with the smallest keys, so a
+    build that has planned how many rows each group keeps needs only the rows under the group's
+    key limit: a task asks :meth:`admit` first and skips the rest of its work for a row that is
+    not let in. A *census* gate lets nothing in and records every candidate's key and languages,
+    which is what the plan is made from.
+    """
+
+    def __init__(
+        self,
+        task: str,
+        seed: int,
+        pivots: Sequence[str],
+        limits: dict[str, int] | None = None,
+        census: bool = False,
+    ):
+        self.task = task
+        self.seed = seed
+        self.pivots = tuple(pivots)
+        #: The highest key each language's rows may have; None: every row is made.
+        self.limits = limits
+        self.census = census
+        self.seen: dict[str, list[object]] = {"mix_key": [], "src_lang": [], "tgt_lang": []}
+        self.seen["direction"] = []
+
+    def key(self, *record: object) -> int:
+        return stable_hash(self.seed, "mix", self.task, *record)
+
+    def admit(self, key: int, src: str, tgt: str, direction: str) -> bool:
+        if self.census:
+            for name, value in zip(self.seen, (key, src, tgt, direction), strict=True):
+                self.seen[name].append(value)
+            return False
+        if self.limits is None:
+            return True
+        limit = self.limits.get(mixture_language(src, tgt, self.pivots))
+        return limit is not None and key <= limit
+
+    def take_census(self) -> dict[str, list[object]]:
+        """The candidates recorded since the last call."""
+        seen = self.seen
+        self.seen = {name: [] for name in seen}
+        return seen
+
+
 def append_row(out: dict[str, list[object]], **values: object) -> None:
     """Append one instruction row to column lists keyed by WORK_INSTRUCTION_SCHEMA's names.
 
-    Every column must be given (src_text / tgt_text may be None): a missing one is a bug, and
-    the KeyError says which.
+    Every column must be given (src_text / tgt_text may be None; mix_key comes from the task's
+    :class:`RowGate`): a missing one is a bug, and the KeyError says which.
     """
     for name in WORK_INSTRUCTION_SCHEMA.names:
         out[name].append(values[name])

@@ -253,8 +253,11 @@ class ChatTask(LanguagesMixin, Stage):
         src_text: str,
         tgt_text: str,
     ) -> None:
-        """Render the turns of one chat and append it as a row."""
+        """Render the turns of one chat and append it as a row (if its gate lets it in)."""
         languages = list(dict.fromkeys([source, *(lang for *_, lang in plan)]))
+        key = self.gate.key(*record)
+        if not self.gate.admit(key, source, plan[-1][3], "-".join(languages)):
+            return
         messages: list[dict[str, str]] = []
         first_lang = first_id = ""
         previous = source
@@ -292,6 +295,7 @@ class ChatTask(LanguagesMixin, Stage):
             source_segment_id=columns["segment_id"][row],
             src_text=src_text,
             tgt_text=tgt_text,
+            mix_key=key,
         )
 
     @classmethod

@@ -7,7 +7,8 @@ Three kinds, each built from one aligned segment (and, for ``same_meaning``, a s
 * ``identify_language``: "what language is this sentence?" -> the language's prompt name in the
   prompt language (inside a short answer template). The prompt never names the language.
 * ``same_meaning``: a sentence in X and one in pivot P: do they mean the same? Half the rows pair
-  the segment with its own P text (yes), half with the P text of another segment (no).
+  the segment with its own P text (yes), half with the P text of another segment (no). The
+  prompt is written in P, so the answer is in the row's target language.
 
 The mismatched partner of ``same_meaning`` never depends on batch size:
 
@@ -246,6 +247,9 @@ class ComprehensionTask(LanguagesMixin, Stage):
         if pivot not in self._written:
             return  # no templates in this pivot, and the answer is in the prompt's language
         record = (*base, "explain", target, pivot)
+        key = self.gate.key(*record)
+        if not self.gate.admit(key, target, pivot, f"{target}-{pivot}"):
+            return
         template = self._pick(pivot, "explain", *record)
         prompt = template.render(
             src_name=self.registry.prompt_name(target, pivot),
@@ -253,7 +257,16 @@ class ComprehensionTask(LanguagesMixin, Stage):
             src_text=src_text,
         )
         _append(
-            out, base, prompt, tgt_text, template.id, (target, pivot), pivot, src_text, tgt_text
+            out,
+            base,
+            prompt,
+            tgt_text,
+            template.id,
+            (target, pivot),
+            pivot,
+            src_text,
+            tgt_text,
+            key,
         )
 
     def _identify(
@@ -261,12 +274,24 @@ class ComprehensionTask(LanguagesMixin, Stage):
     ) -> None:
         record = (*base, "identify_language", target)
         prompt_lang = self._prompt_lang(*record)
+        key = self.gate.key(*record)
+        if not self.gate.admit(key, target, prompt_lang, f"{target}-{prompt_lang}"):
+            return
         template = self._pick(prompt_lang, "identify", *record)
         lang_name = self.registry.prompt_name(target, prompt_lang)
         answer = self._pick(prompt_lang, "identans", *record).render(lang_name=lang_name)
         prompt = template.render(src_text=text)
         _append(
-            out, base, prompt, answer, template.id, (target, prompt_lang), prompt_lang, text, None
+            out,
+            base,
+            prompt,
+            answer,
+            template.id,
+            (target, prompt_lang),
+            prompt_lang,
+            text,
+            None,
+            key,
         )
 
     def _same(
@@ -279,7 +304,16 @@ class ComprehensionTask(LanguagesMixin, Stage):
         tgt_text: str,
         partners: list[dict[str, str | None]],
     ) -> None:
+        if pivot not in self._written:
+            return  # no templates in this pivot, and the answer is in the prompt's language
         record = (*base, "same_meaning", target, pivot)
+        # The prompt, and so the answer ("yes, they mean the same"), is in the pivot of the
+        # compared sentence: the row's target language is the language it answers in.
+        prompt_lang = pivot
+        languages = (target, pivot)
+        key = self.gate.key(*record)
+        if not self.gate.admit(key, *languages, "-".join(dict.fromkeys(languages))):
+            return
         same = unit_interval(self.seed, "same", *record) < 0.5
         shown = tgt_text
         if not same:
@@ -294,7 +328,6 @@ class ComprehensionTask(LanguagesMixin, Stage):
                 self.stats.count(f"{target}-{pivot}", 1, 1, {"no mismatched partner": 1})
                 return
             shown = candidates[stable_hash(self.seed, "partner", *record) % len(candidates)]
-        prompt_lang = self._prompt_lang(*record)
         template = self._pick(prompt_lang, "same", *record)
         prompt = template.render(
             src_name=self.registry.prompt_name(target, prompt_lang),
@@ -304,7 +337,16 @@ class ComprehensionTask(LanguagesMixin, Stage):
         )
         answer = self._pick(prompt_lang, "yes" if same else "no", *record).render()
         _append(
-            out, base, prompt, answer, template.id, (target, pivot), prompt_lang, src_text, shown
+            out,
+            base,
+            prompt,
+            answer,
+            template.id,
+            languages,
+            prompt_lang,
+            src_text,
+            shown,
+            key,
         )
 
     @classmethod
@@ -330,6 +372,7 @@ def _append(
     prompt_lang: str,
     src_text: str | None,
     tgt_text: str | None,
+    mix_key: int,
 ) -> None:
     """One comprehension row: a single user turn and its answer."""
     corpus, split, segment = base
@@ -348,4 +391,5 @@ def _append(
         source_segment_id=segment,
         src_text=src_text,
         tgt_text=tgt_text,
+        mix_key=mix_key,
     )

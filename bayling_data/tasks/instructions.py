@@ -39,7 +39,14 @@ from bayling_data.sources.files import (
     strip_compression,
 )
 from bayling_data.sources.samples import SAMPLE_PREFIX, resolve_source_path
-from bayling_data.tasks.base import ItemTask, TaskContext, TaskFields, append_row, new_columns
+from bayling_data.tasks.base import (
+    ItemTask,
+    RowGate,
+    TaskContext,
+    TaskFields,
+    append_row,
+    new_columns,
+)
 
 Format = Literal["alpaca", "sharegpt", "messages"]
 BATCH_ROWS = 1000
@@ -251,6 +258,7 @@ class PivotInstructionsTask(ItemTask):
         self.batch_rows = batch_rows
         self.skipped: Counter[str] = Counter()
         self.items_read = 0
+        self.gate = RowGate(self.name, 0, [self.language])
 
     def details(self) -> dict[str, Any]:
         return {"items_read": self.items_read, "skipped": dict(sorted(self.skipped.items()))}
@@ -283,6 +291,10 @@ class PivotInstructionsTask(ItemTask):
                     if reason == "missing_field" and first_missing is None:
                         first_missing = line_no
                     continue
+                emitted += 1  # a candidate, made or not: max_items means the same either way
+                key = self.gate.key(corpus, self.split, index)
+                if not self.gate.admit(key, self.language, self.language, direction):
+                    continue
                 self.stats.count(direction, 1, 0)
                 _append(
                     out,
@@ -292,8 +304,8 @@ class PivotInstructionsTask(ItemTask):
                     corpus,
                     self.split,
                     index,
+                    key,
                 )
-                emitted += 1
                 if len(out["id"]) >= self.batch_rows:
                     yield self._flush(out)
                     out = new_columns()
@@ -334,6 +346,7 @@ def _append(
     corpus: str,
     split: str,
     index: int,
+    mix_key: int,
 ) -> None:
     """One pass-through row: the conversation as it was, in one language."""
     append_row(
@@ -353,4 +366,5 @@ def _append(
         source_segment_id=str(index),
         src_text=None,
         tgt_text=None,
+        mix_key=mix_key,
     )

@@ -39,7 +39,7 @@ from bayling_data.errors import BaylingError, CorpusError, UnknownLanguageError
 from bayling_data.hashing import content_id, stable_hash, unit_interval, weighted_choice
 from bayling_data.languages import LanguageRegistry, registry
 from bayling_data.schema import WORK_INSTRUCTION_SCHEMA
-from bayling_data.tasks.base import ItemTask, TaskContext, TaskFields, checked_choices
+from bayling_data.tasks.base import ItemTask, RowGate, TaskContext, TaskFields, checked_choices
 from bayling_data.tasks.instructions import file_stem, iter_json_records, resolve_item_paths
 from bayling_data.tasks.templates import Template, TemplateSet, bundled_templates
 
@@ -175,6 +175,7 @@ class PivotQATask(ItemTask):
         ]
         self.split = split
         self.seed = seed
+        self.gate = RowGate(self.name, seed, self.pivots)
         self.batch_rows = batch_rows
         self.templates = templates or bundled_templates("pivot_qa", frozenset(), _ALL_PLACEHOLDERS)
         self.groups = {
@@ -286,7 +287,10 @@ class PivotQATask(ItemTask):
                 record = (item_id, target, variant)
                 pivot = weighted_choice(asked, unit_interval(self.seed, "prompt", *record))
                 produced = True
-                yield self.render(item_id, variant, pivot, target, versions, record)
+                key = self.gate.key(*record)
+                src, tgt, direction = row_languages(variant, pivot, target)
+                if self.gate.admit(key, src, tgt, direction):
+                    yield self.render(item_id, variant, pivot, target, versions, record, key)
         if not produced:
             self.skipped[NO_CONTEXT if candidates else "no_target"] += 1
 
@@ -302,6 +306,7 @@ class PivotQATask(ItemTask):
         target: str,
         versions: dict[str, Version],
         record: tuple[object, ...],
+        mix_key: int,
     ) -> dict[str, Any]:
         """One instruction row; the answer is the item's own text in the answer language."""
         p, x = versions[pivot], versions[target]
@@ -320,7 +325,6 @@ class PivotQATask(ItemTask):
         prompt = template.render(question=question, **names)
         used.insert(0, template.id)
         messages = [{"role": "user", "content": prompt}]
-        direction = None
         if variant == "chat":
             followup = self._pick(pivot, "followup", *record)
             messages += [
@@ -328,24 +332,23 @@ class PivotQATask(ItemTask):
                 {"role": "user", "content": followup.render(**names)},
             ]
             used.append(followup.id)
-            answer, src, tgt = x.answer, target, target
-            direction = f"{target}-{pivot}"
+            answer = x.answer
         elif variant == "answer_in_pivot":
-            answer, src, tgt = p.answer, target, pivot
+            answer = p.answer
         elif variant == "answer_in_target":
-            answer, src, tgt = x.answer, pivot, target
+            answer = x.answer
         else:
             layout = self._pick(pivot, "layout", *record)
             answer = layout.render(
                 pivot_question=p.question, pivot_answer=p.answer, answer=x.answer, **names
             )
-            src, tgt = target, target
             used.append(layout.id)
+        src, tgt, direction = row_languages(variant, pivot, target)
         return {
             "id": content_id(self.name, *(m["content"] for m in messages), answer),
             "messages": [*messages, {"role": "assistant", "content": answer}],
             "task": self.name,
-            "direction": direction or f"{src}-{tgt}",
+            "direction": direction,
             "src_lang": src,
             "tgt_lang": tgt,
             "prompt_lang": pivot,
@@ -355,6 +358,7 @@ class PivotQATask(ItemTask):
             "source_segment_id": item_id,
             "src_text": None,
             "tgt_text": None,
+            "mix_key": mix_key,
         }
 
     def generate(self) -> Iterator[pa.RecordBatch]:
@@ -391,6 +395,17 @@ class PivotQATask(ItemTask):
             split=config.split,
             seed=context.seed,
         )
+
+
+def row_languages(variant: str, pivot: str, target: str) -> tuple[str, str, str]:
+    """(src_lang, tgt_lang, direction) of a row of this variant, as :meth:`render` sets them."""
+    if variant == "chat":
+        return target, target, f"{target}-{pivot}"
+    if variant == "answer_in_pivot":
+        return target, pivot, f"{target}-{pivot}"
+    if variant == "answer_in_target":
+        return pivot, target, f"{pivot}-{target}"
+    return target, target, f"{target}-{target}"
 
 
 def _placeholders(text: str) -> set[str]:

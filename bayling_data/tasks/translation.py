@@ -168,6 +168,9 @@ class TranslationTask(LanguagesMixin, Stage):
                 if src_text is None or tgt_text is None:
                     continue
                 record = (corpus, split, segment, src, tgt)
+                key = self.gate.key(*record)
+                if not self.gate.admit(key, src, tgt, f"{src}-{tgt}"):
+                    continue
                 prompt_lang = weighted_choice(
                     self.prompt_languages, unit_interval(self.seed, "prompt", *record)
                 )
@@ -201,6 +204,7 @@ class TranslationTask(LanguagesMixin, Stage):
                     source_segment_id=segment,
                     src_text=src_text,
                     tgt_text=tgt_text,
+                    mix_key=key,
                 )
         return pa.RecordBatch.from_pydict(out, schema=WORK_INSTRUCTION_SCHEMA)
 
