@@ -29,12 +29,20 @@ import pyarrow.compute as pc
 
 from bayling_data.filters.global_filter import KEY_SCHEMA, GlobalFilter, slot_masks
 from bayling_data.hashing import stable_hash, unit_interval
-from bayling_data.io.workdir import WorkDir, arrow_sink, read_table, write_arrow
+from bayling_data.io.workdir import (
+    ArrowSink,
+    WorkDir,
+    arrow_sink,
+    read_batches,
+    read_schema,
+    read_table,
+    write_arrow,
+)
 from bayling_data.recipe import Recipe
 from bayling_data.schema import INSTRUCTION_SCHEMA, WORK_INSTRUCTION_SCHEMA
 from bayling_data.stage import Stage
 from bayling_data.tasks import ItemTask
-from bayling_data.tasks.base import RowGate
+from bayling_data.tasks.base import RowGate, SegmentTask
 
 SEGMENT, TASKS, INSTRUCTION = "segment", "tasks", "instruction"
 # Columns the driver's mixture reads of every row (the mix key stands in for the row's id).
@@ -298,8 +306,14 @@ def _generate(
         return
     for batch in batches:
         for index, task in enumerate(stages.tasks):
-            if not isinstance(task, ItemTask):
-                yield _named(task(batch), stages.task_names[index], configs[index].type)
+            if isinstance(task, ItemTask):
+                continue
+            name, default = stages.task_names[index], configs[index].type
+            if isinstance(task, SegmentTask):
+                for chunk in task.chunks(batch):
+                    yield _named(chunk, name, default)
+            else:
+                yield _named(task(batch), name, default)
 
 
 def _set_gates(job: Job, work: WorkDir, stages: Stages) -> None:
@@ -358,8 +372,8 @@ def _leg_batches(
     batches: Iterator[pa.RecordBatch] = iter(())
     schema = WORK_INSTRUCTION_SCHEMA
     if source.exists():
-        reader = pa.ipc.open_stream(pa.memory_map(str(source)))
-        batches, schema = iter(reader), reader.schema
+        schema = read_schema(source)
+        batches = read_batches(source)
     segments = not item_shard and not any(
         step.kind in (TASKS, INSTRUCTION) for step in _steps_before(legs, leg)
     )
@@ -463,40 +477,66 @@ def _project(batch: pa.RecordBatch) -> pa.Table:
 
 
 def _run_route(job: Job, work: WorkDir, stages: Stages, legs: list[Leg]) -> dict[str, Any]:
-    """Send the shard's kept rows to their split, with their order key, into ordering buckets."""
+    """Send the shard's kept rows to their split, with their order key, into ordering buckets,
+    batch by batch (a shard of a many-language corpus holds millions of rows)."""
     recipe = job.recipe
-    table = read_table(leg_path(work, len(legs) - 1, job.shard))
-    keep = read_table(keep_path(work, job.shard)).column("keep")
-    ordinals = np.arange(table.num_rows, dtype=np.uint64) | (np.uint64(job.shard) << np.uint64(32))
-    table = table.filter(keep)
-    ordinals = ordinals[keep.to_numpy(zero_copy_only=False)]
-    if recipe.output.shuffle:
-        order = np.fromiter(
-            (stable_hash(recipe.seed, "order", i) for i in table.column("id").to_pylist()),
-            dtype=np.uint64,
-            count=table.num_rows,
-        )
-        buckets = order >> np.uint64(64 - job.bucket_bits) if job.bucket_bits else None
-    else:
-        order = ordinals
-        buckets = None  # unshuffled: the shard is its own bucket, shards in order
-    table = table.append_column("_order", pa.array(order)).append_column(
-        "_ordinal", pa.array(ordinals)
-    )
-    held = _held_out(table, recipe)
+    keep_all = read_table(keep_path(work, job.shard)).column("keep").to_numpy(zero_copy_only=False)
     counts: dict[str, int] = {}
-    for split, mask in (("train", ~held), ("validation", held)):
-        if split == "validation" and recipe.output.validation_fraction <= 0:
-            continue
-        part = table.filter(pa.array(mask))
-        counts[split] = part.num_rows
-        if not recipe.output.shuffle:
-            write_arrow(bucket_path(work, split, job.shard, job.shard), part)
-            continue
-        in_bucket = buckets[mask] if buckets is not None else np.zeros(part.num_rows, np.uint64)
-        for bucket in np.unique(in_bucket).tolist():
-            chosen = part.filter(pa.array(in_bucket == bucket))
-            write_arrow(bucket_path(work, split, int(bucket), job.shard), chosen)
+    sinks: dict[tuple[str, int], ArrowSink] = {}
+    splits = ["train"] + (["validation"] if recipe.output.validation_fraction > 0 else [])
+    for split in splits:
+        counts[split] = 0
+    offset = 0
+    try:
+        source = leg_path(work, len(legs) - 1, job.shard)
+        for batch in read_batches(source) if source.exists() else iter(()):
+            keep = keep_all[offset : offset + batch.num_rows]
+            ordinals = np.arange(offset, offset + batch.num_rows, dtype=np.uint64) | (
+                np.uint64(job.shard) << np.uint64(32)
+            )
+            offset += batch.num_rows
+            table = pa.Table.from_batches([batch]).filter(pa.array(keep))
+            ordinals = ordinals[keep]
+            if table.num_rows == 0:
+                continue
+            if recipe.output.shuffle:
+                order = np.fromiter(
+                    (stable_hash(recipe.seed, "order", i) for i in table.column("id").to_pylist()),
+                    dtype=np.uint64,
+                    count=table.num_rows,
+                )
+                buckets = order >> np.uint64(64 - job.bucket_bits) if job.bucket_bits else None
+            else:
+                order = ordinals
+                buckets = None  # unshuffled: the shard is its own bucket, shards in order
+            table = table.append_column("_order", pa.array(order)).append_column(
+                "_ordinal", pa.array(ordinals)
+            )
+            held = _held_out(table, recipe)
+            for split, mask in (("train", ~held), ("validation", held)):
+                if split not in counts:
+                    continue
+                part = table.filter(pa.array(mask))
+                counts[split] += part.num_rows
+                if not recipe.output.shuffle:
+                    in_bucket = np.full(part.num_rows, job.shard, np.uint64)
+                elif buckets is not None:
+                    in_bucket = buckets[mask]
+                else:
+                    in_bucket = np.zeros(part.num_rows, np.uint64)
+                for bucket in np.unique(in_bucket).tolist():
+                    chosen = part.filter(pa.array(in_bucket == bucket))
+                    if (split, bucket) not in sinks:
+                        path = bucket_path(work, split, int(bucket), job.shard)
+                        sinks[(split, bucket)] = ArrowSink(path, chosen.schema)
+                    for piece in chosen.to_batches():
+                        sinks[(split, bucket)].write(piece)
+    except BaseException:
+        for sink in sinks.values():
+            sink.abort()
+        raise
+    for sink in sinks.values():
+        sink.commit()
     return {"rows": counts}
 
 

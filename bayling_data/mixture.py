@@ -198,7 +198,8 @@ def plan_limits(
         if quota <= 0:
             continue
         extra = (slack or {}).get(group, default_slack)
-        rank = min(end - start, math.ceil(quota * (1.0 + extra)) + 16)
+        size = end - start
+        rank = size if math.isinf(extra) else min(size, math.ceil(quota * (1.0 + extra)) + 16)
         limit = (1 << 64) - 1 if rank >= end - start else int(sorted_keys[start + rank - 1])
         limits.setdefault(group[0], {})[group[1]] = limit
     return limits

@@ -39,6 +39,7 @@ from bayling_data.io.workdir import (
     ArrowSink,
     WorkDir,
     open_work_dir,
+    read_batches,
     read_json,
     read_table,
     read_tables,
@@ -80,8 +81,9 @@ from bayling_data.stage import Stage, StageStats
 from bayling_data.tasks import TaskContext, build_task
 
 MANIFEST_FORMAT = "bayling-data-manifest/1"
-# Rows per ordering bucket, about: the most rows the final write holds in memory at once.
-BUCKET_ROWS = 200_000
+# Rows per ordering bucket, about: the most rows the final write holds in memory at once (the
+# bucket count never changes the order: buckets cut the order keys' range).
+BUCKET_ROWS = 50_000
 COUNT_COLUMNS = ("task", "direction", "src_lang", "tgt_lang", "prompt_lang")
 
 
@@ -302,13 +304,16 @@ def _read_sources(
     plan: BuildPlan, work: WorkDir, progress: _Progress, seconds: dict[str, float]
 ) -> dict[str, Any]:
     """Cut the sources into work shards: consecutive whole batches (a document is never split),
-    at most ``execution.shard_segments`` segments each, one source per shard."""
-    limit = plan.recipe.execution.shard_segments
+    at most ``execution.shard_segments`` segments and ``execution.shard_cells`` texts each, one
+    source per shard."""
+    execution = plan.recipe.execution
     shards: list[dict[str, Any]] = []
     for source_index, source in enumerate(plan.sources):
         sink: ArrowSink | None = None
+        width = max(1, len(source.languages))
+        limit = max(1, min(execution.shard_segments, execution.shard_cells // width))
         with progress.track(f"reading {source.corpus}", source.num_segments) as advance:
-            batches = source.iter_batches(plan.recipe.batch_segments)
+            batches = source.iter_batches(plan.recipe.segments_per_batch(width))
             while True:
                 started = time.perf_counter()
                 batch = next(batches, None)
@@ -543,7 +548,16 @@ def _write_output(
         folder = work / f"final/buckets/{split}"
         buckets = sorted(folder.glob("bucket-*")) if folder.is_dir() else []
         for bucket in buckets:
-            table = pa.concat_tables(read_tables(sorted(bucket.glob("shard-*.arrow"))))
+            files = sorted(bucket.glob("shard-*.arrow"))
+            if not recipe.output.shuffle:
+                # An unshuffled bucket is one shard's rows, already in order: stream them.
+                for path in files:
+                    for batch in read_batches(path):
+                        table = pa.Table.from_batches([batch]).drop_columns(list(ORDER_COLUMNS))
+                        writer.write(table)
+                        counts = _add(counts, count_rows(table))
+                continue
+            table = pa.concat_tables(read_tables(files))
             table = table.sort_by([(name, "ascending") for name in ORDER_COLUMNS])
             table = table.drop_columns(list(ORDER_COLUMNS))
             writer.write(table)
@@ -573,7 +587,12 @@ def _pool_likely(plan: BuildPlan) -> bool:
     sizes = [source.num_segments for source in plan.sources]
     if any(size is None for size in sizes):
         return True
-    shards = math.ceil(sum(sizes) / execution.shard_segments)  # type: ignore[arg-type]
+    shards = sum(
+        math.ceil(
+            size / max(1, min(execution.shard_segments, execution.shard_cells // max(1, width)))
+        )
+        for size, width in zip(sizes, [len(s.languages) for s in plan.sources], strict=True)
+    )  # type: ignore[arg-type]
     return shards + len(plan.built.item_tasks) > 1
 
 
@@ -599,7 +618,11 @@ def run_build(
     seconds["plan"] = time.perf_counter() - started
     work, _ = open_work_dir(
         work_dir_for(out_dir),
-        {"signature": signature(recipe), "shard_segments": recipe.execution.shard_segments},
+        {
+            "signature": signature(recipe),
+            "shard_segments": recipe.execution.shard_segments,
+            "shard_cells": recipe.execution.shard_cells,
+        },
         resume,
     )
     execution = recipe.execution
@@ -660,12 +683,15 @@ def run_build(
                 write_json(work / "plan/round.json", {"round": round_})
             mixed["mixture"]["rounds"] = round_ + 1
             seconds["stages"] = time.perf_counter() - phase
+            phase = time.perf_counter()
             bits = max(0, math.ceil(math.log2(max(1, mixed["kept"]) / BUCKET_ROWS)))
             _run_jobs(
                 executor,
                 work,
                 [replace(base, kind="route", shard=k, bucket_bits=bits) for k in final_shards],
             )
+            seconds["route"] = time.perf_counter() - phase
+            phase = time.perf_counter()
         finally:
             if owned:
                 executor.close()

@@ -78,6 +78,12 @@ class ExecutionConfig(StrictModel):
     partitions: int = Field(
         default=8, gt=0, description="Hash partitions of a global step's keys (dedup)."
     )
+    shard_cells: int = Field(
+        default=65_536,
+        gt=0,
+        description="Most texts (segments x languages) per work shard, in whole batches: a "
+        "many-language corpus is cut into as many shards as its size asks for.",
+    )
     plan_mixture: bool = Field(
         default=True,
         description="Make only the rows the mixture plan can keep (false: make every candidate "
@@ -107,8 +113,19 @@ class Recipe(StrictModel):
         "Generation order follows batches, so this decides which of two duplicates made from "
         "different batches is kept: part of the signature.",
     )
+    batch_cells: int = Field(
+        default=65_536,
+        gt=0,
+        description="Most texts (segments x languages) per batch: a 204-language corpus gets "
+        "batches of 321 segments, so that a batch's rows stay in bounds and work shards come "
+        "in numbers that keep every worker busy. Part of the signature, like batch_segments.",
+    )
     output: OutputConfig
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+
+    def segments_per_batch(self, languages: int) -> int:
+        """Segments per batch for a source of this many languages."""
+        return max(1, min(self.batch_segments, self.batch_cells // max(1, languages)))
 
     @field_validator("pivot_languages")
     @classmethod

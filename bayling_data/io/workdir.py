@@ -95,6 +95,18 @@ def read_table(path: Path) -> pa.Table:
         return pa.ipc.open_stream(source).read_all()
 
 
+def read_schema(path: Path) -> pa.Schema:
+    with pa.input_stream(str(path)) as source:
+        return pa.ipc.open_stream(source).schema
+
+
+def read_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """An Arrow IPC stream's batches, one at a time, read (not memory-mapped) so that a batch's
+    memory is freed once it is used: streaming a large work file costs about one batch."""
+    with pa.input_stream(str(path)) as source:
+        yield from pa.ipc.open_stream(source)
+
+
 def read_tables(paths: Iterable[Path]) -> list[pa.Table]:
     return [read_table(path) for path in paths]
 

@@ -13,6 +13,7 @@ the record, so output does not depend on batch size or worker count.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -180,6 +181,57 @@ def document_runs(doc_ids: Sequence[str | None]) -> list[tuple[int, int, str | N
             runs.append((start, row, doc_ids[start]))
             start = row
     return runs
+
+
+# Rows a segment task holds before it hands them on as one batch: a batch of 1,000 segments in
+# 200 languages makes 800,000 translation rows, which as Python objects would take gigabytes.
+CHUNK_ROWS = 8192
+
+
+class SegmentTask(Stage):
+    """A generator from segment batches whose output comes in chunks of about
+    :data:`CHUNK_ROWS` rows (a chunk ends with a whole segment's rows, :meth:`chunks`), so its memory does not grow with the number of
+    languages. Subclasses implement :meth:`rows`, yielding a batch whenever ``out`` is full."""
+
+    level = "task"
+
+    def rows(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+        raise NotImplementedError
+
+    def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """All of a batch's rows as one batch (for use in a notebook; a build uses chunks)."""
+        parts = list(self.rows(batch))
+        if not parts:
+            return pa.RecordBatch.from_pylist([], schema=WORK_INSTRUCTION_SCHEMA)
+        return pa.concat_batches(parts)
+
+    def chunks(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+        """The batch's rows chunk by chunk, counted and timed like :meth:`Stage.__call__`."""
+        if not self._ready:
+            self.setup()
+            self._ready = True
+        self.stats.rows_in += batch.num_rows
+        produced = self.rows(batch)
+        while True:
+            started = time.perf_counter()
+            chunk = next(produced, None)
+            self.stats.seconds += time.perf_counter() - started
+            if chunk is None:
+                return
+            self.stats.rows_out += chunk.num_rows
+            yield chunk
+
+
+def full(out: dict[str, list[object]]) -> bool:
+    return len(out["id"]) >= CHUNK_ROWS
+
+
+def flush(out: dict[str, list[object]]) -> pa.RecordBatch:
+    """The rows gathered in ``out`` as a batch; ``out`` is emptied."""
+    batch = pa.RecordBatch.from_pydict(out, schema=WORK_INSTRUCTION_SCHEMA)
+    for values in out.values():
+        values.clear()
+    return batch
 
 
 class ItemTask(Stage):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal
 
 import pyarrow as pa
@@ -30,15 +30,17 @@ from pydantic import Field, model_validator
 from bayling_data.errors import BaylingError
 from bayling_data.hashing import content_id, stable_hash, unit_interval, weighted_choice
 from bayling_data.languages import LanguageRegistry
-from bayling_data.schema import WORK_INSTRUCTION_SCHEMA, segment_languages
-from bayling_data.stage import Stage
+from bayling_data.schema import segment_languages
 from bayling_data.tasks.base import (
     LanguagesMixin,
+    SegmentTask,
     TaskContext,
     TaskFields,
     append_row,
     checked_choices,
     document_runs,
+    flush,
+    full,
     new_columns,
 )
 from bayling_data.tasks.comprehension import split_by_kind
@@ -88,7 +90,7 @@ class ChatTaskConfig(TaskFields):
         return self
 
 
-class ChatTask(LanguagesMixin, Stage):
+class ChatTask(LanguagesMixin, SegmentTask):
     """Segment batch in, multi-turn chat batch out; stateless, so output never depends on batch
     size (documents are whole within a batch)."""
 
@@ -143,7 +145,7 @@ class ChatTask(LanguagesMixin, Stage):
         ]
         return pivots, targets
 
-    def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+    def rows(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
         pivots, targets = self._languages(segment_languages(batch))
         columns = {name: batch.column(name).to_pylist() for name in batch.schema.names}
         out = new_columns()
@@ -160,7 +162,10 @@ class ChatTask(LanguagesMixin, Stage):
             if row in windows:
                 for source in targets:
                     self._document(out, columns, row, windows[row], source, pivots)
-        return pa.RecordBatch.from_pydict(out, schema=WORK_INSTRUCTION_SCHEMA)
+            if full(out):
+                yield flush(out)
+        if out["id"]:
+            yield flush(out)
 
     def windows(self, length: int) -> list[tuple[int, int]]:
         """[start, end) offsets of a document's windows: consecutive, sizes differing by at most

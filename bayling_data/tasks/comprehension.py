@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import string
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal
 
 import pyarrow as pa
@@ -36,15 +36,17 @@ from pydantic import Field
 from bayling_data.errors import BaylingError
 from bayling_data.hashing import content_id, stable_hash, unit_interval, weighted_choice
 from bayling_data.languages import LanguageRegistry
-from bayling_data.schema import WORK_INSTRUCTION_SCHEMA, segment_languages
-from bayling_data.stage import Stage
+from bayling_data.schema import segment_languages
 from bayling_data.tasks.base import (
     LanguagesMixin,
+    SegmentTask,
     TaskContext,
     TaskFields,
     append_row,
     checked_choices,
     document_runs,
+    flush,
+    full,
     new_columns,
 )
 from bayling_data.tasks.templates import (
@@ -118,7 +120,7 @@ def split_by_kind(
     return {key: tuple(value) for key, value in grouped.items()}
 
 
-class ComprehensionTask(LanguagesMixin, Stage):
+class ComprehensionTask(LanguagesMixin, SegmentTask):
     """Segment batch in, comprehension instruction batch out.
 
     Every choice (prompt language, template, true or mismatched pair, partner) is a hash of the
@@ -199,7 +201,7 @@ class ComprehensionTask(LanguagesMixin, Stage):
         key = (columns["corpus"][row], columns["split"][row])
         return list(self._ring.get(key, ()))
 
-    def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+    def rows(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
         pairs = self.pairs(segment_languages(batch))
         columns = {name: batch.column(name).to_pylist() for name in batch.schema.names}
         docs = [
@@ -233,7 +235,10 @@ class ComprehensionTask(LanguagesMixin, Stage):
             if columns["doc_id"][row] is None:
                 ring = self._ring.setdefault((corpus, split), deque(maxlen=RING_SIZE))
                 ring.append({name: columns[name][row] for name in langs})
-        return pa.RecordBatch.from_pydict(out, schema=WORK_INSTRUCTION_SCHEMA)
+            if full(out):
+                yield flush(out)
+        if out["id"]:
+            yield flush(out)
 
     def _explain(
         self,

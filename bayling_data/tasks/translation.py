@@ -11,7 +11,7 @@ under a system prompt.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal
 
 import pyarrow as pa
@@ -19,14 +19,16 @@ from pydantic import Field
 
 from bayling_data.hashing import content_id, stable_hash, unit_interval, weighted_choice
 from bayling_data.languages import LanguageRegistry
-from bayling_data.schema import WORK_INSTRUCTION_SCHEMA, segment_languages
-from bayling_data.stage import Stage
+from bayling_data.schema import segment_languages
 from bayling_data.tasks.base import (
     LanguagesMixin,
+    SegmentTask,
     TaskContext,
     TaskFields,
     append_row,
     checked_choices,
+    flush,
+    full,
     new_columns,
 )
 from bayling_data.tasks.templates import (
@@ -64,7 +66,7 @@ class TranslationTaskConfig(TaskFields):
     )
 
 
-class TranslationTask(LanguagesMixin, Stage):
+class TranslationTask(LanguagesMixin, SegmentTask):
     """Segment batch in, translation instruction batch out.
 
     The prompt language and template of each instruction are chosen from a hash of the seed and
@@ -156,7 +158,7 @@ class TranslationTask(LanguagesMixin, Stage):
         template = self.pick(choices, "system-template", record)
         return template.id, template.render(**self.names(src, tgt, prompt_lang))
 
-    def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+    def rows(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
         pairs = self.pairs(segment_languages(batch))
         columns = {name: batch.column(name).to_pylist() for name in batch.schema.names}
         out = new_columns()
@@ -206,7 +208,10 @@ class TranslationTask(LanguagesMixin, Stage):
                     tgt_text=tgt_text,
                     mix_key=key,
                 )
-        return pa.RecordBatch.from_pydict(out, schema=WORK_INSTRUCTION_SCHEMA)
+            if full(out):
+                yield flush(out)
+        if out["id"]:
+            yield flush(out)
 
     @classmethod
     def from_config(cls, config: TranslationTaskConfig, context: TaskContext) -> TranslationTask:
