@@ -43,10 +43,16 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("recipe", type=Path, help="recipe YAML file")
     _add_overrides(build)
     build.add_argument("--quiet", action="store_true", help="print no progress or summary")
-    build.add_argument(
+    again = build.add_mutually_exclusive_group()
+    again.add_argument(
         "--resume",
         action="store_true",
         help="continue an interrupted build of the same recipe, skipping its finished work",
+    )
+    again.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard an interrupted build's finished work and start over",
     )
     build.add_argument(
         "--executor",
@@ -175,7 +181,12 @@ def _build(args: argparse.Namespace) -> int:
     ]
     recipe = load_recipe(args.recipe, [*args.overrides, *execution])
     console = _console(stderr=True)
-    report = run_build(recipe, progress=not args.quiet and console.is_terminal, resume=args.resume)
+    report = run_build(
+        recipe,
+        progress=not args.quiet and console.is_terminal,
+        resume=args.resume,
+        restart=args.restart,
+    )
     if not args.quiet:
         build_summary(report, console)
     return 0

@@ -18,3 +18,10 @@ class CorpusError(BaylingError):
 
 class UnknownLanguageError(BaylingError):
     """A language code or name that the registry cannot resolve."""
+
+
+class OutputError(BaylingError):
+    """An output folder or file (or a build's work folder) that cannot be created or written.
+
+    Its own class so that a build stopped by one keeps its finished work for ``--resume``.
+    """

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bayling_data import __version__
-from bayling_data.errors import BaylingError, RecipeError
+from bayling_data.errors import BaylingError, OutputError, RecipeError
 from bayling_data.executors import Executor, InProcessExecutor, make_executor
 from bayling_data.executors.base import available_cores
 from bayling_data.executors.local import start_fork_server
@@ -601,12 +601,15 @@ def run_build(
     *,
     progress: bool = False,
     resume: bool = False,
+    restart: bool = False,
     executor: Executor | None = None,
 ) -> BuildReport:
     """Build the recipe's output folder. Raises :class:`BaylingError` on a user's mistake.
 
-    ``resume`` continues an interrupted build of the same recipe from its work folder; an
-    ``executor`` (default: the one ``recipe.execution`` names) runs the shard-level work.
+    ``resume`` continues an interrupted build of the same recipe from its work folder and
+    ``restart`` discards that folder's finished work; with neither, a work folder holding
+    finished work is refused rather than lost. An ``executor`` (default: the one
+    ``recipe.execution`` names) runs the shard-level work.
     """
     seconds: dict[str, float] = {}
     started = time.perf_counter()
@@ -624,6 +627,7 @@ def run_build(
             "shard_cells": recipe.execution.shard_cells,
         },
         resume,
+        restart,
     )
     execution = recipe.execution
     if executor is None and _pool_likely(plan):
@@ -738,6 +742,9 @@ def run_build(
                 json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
             )
         seconds["write"] = time.perf_counter() - phase
+    except OutputError as err:
+        # The output folder could not be written: the finished work is still good.
+        raise OutputError(f"{err}; the finished work is kept for --resume") from None
     except BaylingError:
         work.remove()  # a user's mistake: nothing to resume
         raise

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import html
+import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bayling_data.io.shards import read_split
+from bayling_data.io.staging import output_errors
 from bayling_data.report import read_manifest
 
 REPORT_DIRNAME = "report"
@@ -371,7 +373,9 @@ def write_report(out_dir: str | Path, to_dir: str | Path | None = None) -> Repor
     manifest = read_manifest(out_dir)  # a one-line error when out_dir is not a build
     tokenizer = _recipe_tokenizer(manifest.get("recipe", {}))
     collected = _collect(out_dir, manifest, _length_counter(tokenizer))
-    target.mkdir(parents=True, exist_ok=True)
+    key = "--to" if to_dir is not None else "report"
+    with output_errors(target, key):
+        target.mkdir(parents=True, exist_ok=True)
     result = ReportResult(
         html_path=target / HTML_NAME,
         png_paths={key: target / f"{key}.png" for key in PLOTS},
@@ -386,7 +390,11 @@ def write_report(out_dir: str | Path, to_dir: str | Path | None = None) -> Repor
         funnel=_funnel(manifest),
         samples=collected["samples"],
     )
-    for key, (_, plot) in PLOTS.items():
-        plot(result, result.png_paths[key])
-    result.html_path.write_text(_html(result, manifest), "utf-8")
+    with output_errors(target, key):
+        for name, (_, plot) in PLOTS.items():
+            plot(result, result.png_paths[name])
+        # The page last and under a temporary name: a report.html is always a whole one.
+        partial = target / f".{HTML_NAME}.partial"
+        partial.write_text(_html(result, manifest), "utf-8")
+        os.replace(partial, result.html_path)
     return result

@@ -31,6 +31,7 @@ import yaml
 
 from bayling_data.errors import BaylingError
 from bayling_data.io.shards import read_split
+from bayling_data.io.staging import output_errors
 
 # Task type (the ``task`` column) -> Hub task categories. Every task is instruction data, so
 # ``text-generation`` is always listed as well.
@@ -230,12 +231,16 @@ def stage(out_dir: str | Path, repo: str, folder: str | Path) -> PublishResult:
     """Write the repo layout (Parquet shards under ``data/`` and README.md) into ``folder``."""
     out_dir, folder = Path(out_dir), Path(folder)
     manifest = _read_manifest(out_dir)
-    if folder.exists() and any(folder.iterdir()):
-        raise BaylingError(f"{folder}: staging folder is not empty; give an empty or new folder")
+    with output_errors(folder, "--staging-dir"):
+        if folder.is_dir() and any(folder.iterdir()):
+            raise BaylingError(
+                f"{folder}: staging folder is not empty; give an empty or new folder"
+            )
     splits = list((manifest.get("splits") or {}).keys())
     if not splits:
         raise BaylingError(f"{out_dir / 'manifest.json'}: the manifest lists no splits")
-    (folder / "data").mkdir(parents=True, exist_ok=True)
+    with output_errors(folder, "--staging-dir"):
+        (folder / "data").mkdir(parents=True, exist_ok=True)
     tables: dict[str, pa.Table] = {}
     data_files: dict[str, list[str]] = {}
     for split in splits:
@@ -252,11 +257,13 @@ def stage(out_dir: str | Path, repo: str, folder: str | Path) -> PublishResult:
         for index in range(n_shards):
             name = f"data/{split}-{index:05d}-of-{n_shards:05d}.parquet"
             part = table.slice(index * rows_per, rows_per)
-            pq.write_table(part, folder / name, compression="zstd", row_group_size=10_000)
+            with output_errors(folder, "--staging-dir"):
+                pq.write_table(part, folder / name, compression="zstd", row_group_size=10_000)
             names.append(name)
         data_files[split] = names
     card = build_card(manifest, repo, tables, data_files)
-    (folder / "README.md").write_text(card, "utf-8")
+    with output_errors(folder, "--staging-dir"):
+        (folder / "README.md").write_text(card, "utf-8")  # last: a folder without it is unfinished
     files = ("README.md", *[n for names in data_files.values() for n in names])
     codes = sorted(
         {c for t in tables.values() for col in _LANGUAGE_COLUMNS for c in _distinct(t, col)}

@@ -21,7 +21,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from bayling_data.errors import BaylingError
+from bayling_data.errors import BaylingError, OutputError
+from bayling_data.io.staging import output_errors
 
 WORK_FORMAT = "bayling-data-work/1"
 
@@ -161,44 +162,66 @@ class WorkDir:
                 break
 
 
-def open_work_dir(root: Path, state: dict[str, Any], resume: bool) -> tuple[WorkDir, bool]:
+def open_work_dir(
+    root: Path, state: dict[str, Any], resume: bool, restart: bool = False
+) -> tuple[WorkDir, bool]:
     """The work folder for a build with this ``state`` (format, signature, shard size); returns
     it and whether earlier work is being resumed.
 
-    Without ``resume`` an earlier work folder is discarded. With it, the earlier folder must be
-    of the same build, cut into shards the same way: anything else is refused, since mixing the
-    pieces of two builds would give output that neither would.
+    An earlier folder's finished work is never thrown away unasked: ``resume`` continues it (the
+    folder must be of the same build, cut into shards the same way, since mixing the pieces of
+    two builds would give output that neither would), ``restart`` discards it, and with neither
+    the build is refused. An earlier folder with nothing finished in it is simply replaced.
     """
+    if resume and restart:
+        raise BaylingError("--resume and --restart exclude each other; choose one")
     created = next((p for p in reversed(root.parents) if not p.exists()), None)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    work = WorkDir(root, created, _lock(root.with_name(f"{root.name}.lock")))
+    with output_errors(root, "output.dir", "the build's work folder"):
+        root.parent.mkdir(parents=True, exist_ok=True)
+        lock = _lock(root.with_name(f"{root.name}.lock"))
+    work = WorkDir(root, created, lock)
     try:
-        return work, _claim(work, {"format": WORK_FORMAT, **state}, resume)
+        with output_errors(root, "output.dir", "the build's work folder"):
+            return work, _claim(work, {"format": WORK_FORMAT, **state}, resume, restart)
     except BaseException:
         work.release()
         raise
 
 
-def _claim(work: WorkDir, state: dict[str, Any], resume: bool) -> bool:
-    """Check an earlier folder for a resume, or start a fresh one; True when resuming."""
+def _finished(work: WorkDir) -> int:
+    """How many pieces of work the folder holds completion markers for."""
+    done = work.root / "done"
+    return sum(1 for _ in done.glob("*.done")) if done.is_dir() else 0
+
+
+def _claim(work: WorkDir, state: dict[str, Any], resume: bool, restart: bool) -> bool:
+    """Check an earlier folder for a resume, refuse to discard its finished work unasked, or
+    start a fresh one; True when resuming."""
     root = work.root
     state_file = root / "state.json"
-    if resume and state_file.is_file():
-        earlier = read_json(state_file)
+    if os.path.lexists(root) and not root.is_dir():
+        raise OutputError(
+            f"output.dir: the build's work folder {root} exists and is not a folder; "
+            "remove it or choose another output.dir"
+        )
+    earlier = _earlier_state(state_file)
+    if resume and earlier is not None:
         if earlier.get("signature") != state["signature"]:
             raise BaylingError(
                 f"--resume: {root} holds an unfinished build of another recipe or version "
-                f"({earlier.get('signature')}); build without --resume to start over"
+                f"({earlier.get('signature')}); build with --restart instead to discard it "
+                "and start over"
             )
         if earlier.get("shard_segments") != state["shard_segments"]:
-            shards = earlier.get("shards")
-            cut = f"{shards} work shards" if shards is not None else "work shards"
             raise BaylingError(
-                f"--resume: {root} was cut into {cut} of {earlier.get('shard_segments')} "
-                f"segments, but execution.shard_segments is now {state['shard_segments']}; "
-                "resume with the same value, or build without --resume to start over"
+                f"--resume: {root} was cut into {_cut(earlier)} of "
+                f"{earlier.get('shard_segments')} segments, but execution.shard_segments is now "
+                f"{state['shard_segments']}; resume with the same value, or build with "
+                "--restart instead to start over"
             )
         return True
+    if earlier is not None and not restart:
+        _refuse_to_discard(work, earlier, state)
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
@@ -206,9 +229,53 @@ def _claim(work: WorkDir, state: dict[str, Any], resume: bool) -> bool:
     return False
 
 
+def _earlier_state(state_file: Path) -> dict[str, Any] | None:
+    """The state an earlier build left, or None when there is none (or it is unreadable: a
+    build killed before its state was written has finished nothing)."""
+    if not state_file.is_file():
+        return None
+    try:
+        earlier = read_json(state_file)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return earlier if isinstance(earlier, dict) else None
+
+
+def _cut(earlier: dict[str, Any]) -> str:
+    shards = earlier.get("shards")
+    return f"{shards} work shards" if shards is not None else "work shards"
+
+
+def _refuse_to_discard(work: WorkDir, earlier: dict[str, Any], state: dict[str, Any]) -> None:
+    """Raise unless the earlier folder is of this build and has nothing finished to lose."""
+    root, finished = work.root, _finished(work)
+    if earlier.get("signature") != state["signature"]:
+        raise BaylingError(
+            f"output.dir: {root} holds an unfinished build of another recipe or version "
+            f"({earlier.get('signature')}, {finished} pieces of work done); add --restart to "
+            "discard it and start over, or choose another output.dir"
+        )
+    if not finished:
+        return
+    if earlier.get("shard_segments") != state["shard_segments"]:
+        raise BaylingError(
+            f"output.dir: {root} holds {finished} finished pieces of an interrupted build of "
+            f"this recipe, cut into {_cut(earlier)} of {earlier.get('shard_segments')} "
+            f"segments; add --resume with --set execution.shard_segments="
+            f"{earlier.get('shard_segments')} to continue, or --restart to discard them and "
+            "start over"
+        )
+    raise BaylingError(
+        f"output.dir: {root} holds {finished} finished pieces of an interrupted build of this "
+        "recipe; add --resume to the same command to continue, or --restart to discard them "
+        "and start over"
+    )
+
+
 def _lock(path: Path) -> int:
     """An exclusive lock on ``path``, or a one-line error when another build holds it: two
-    builds writing one work folder would corrupt each other's pieces."""
+    builds writing one work folder would corrupt each other's pieces. The lock is the kernel's
+    (``flock``), so a build that died, however it died, leaves no lock behind, only the file."""
     handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
