@@ -190,8 +190,9 @@ CHUNK_ROWS = 8192
 
 class SegmentTask(Stage):
     """A generator from segment batches whose output comes in chunks of about
-    :data:`CHUNK_ROWS` rows (a chunk ends with a whole segment's rows, :meth:`chunks`), so its memory does not grow with the number of
-    languages. Subclasses implement :meth:`rows`, yielding a batch whenever ``out`` is full."""
+    :data:`CHUNK_ROWS` rows (a chunk ends with a whole segment's rows, :meth:`chunks`), so its
+    memory does not grow with the number of languages. Subclasses implement :meth:`rows`,
+    yielding a batch whenever ``out`` is full."""
 
     level = "task"
 
