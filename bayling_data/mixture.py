@@ -164,11 +164,55 @@ def _group_columns(table: pa.Table, pivots: list[str]) -> tuple[np.ndarray, np.n
     return _objects(table.column("task")), row_languages(table, pivots)
 
 
+def _codes(column: pa.ChunkedArray | pa.Array, vocabulary: pa.Array) -> np.ndarray:
+    """Each value's position in ``vocabulary`` (an int array: no Python string per row)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks else pa.array([], pa.string())
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    return pc.index_in(column, value_set=vocabulary).to_numpy(zero_copy_only=False)
+
+
+def group_codes(table: pa.Table, pivots: list[str]) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """Each row's (task, language) group as an integer, and the groups those integers name;
+    integer codes keep a census of tens of millions of rows in a few bytes a row."""
+
+    def vocabulary(*names: str) -> pa.Array:
+        values: set[str] = set()
+        for name in names:
+            column = table.column(name)
+            if pa.types.is_dictionary(column.type):
+                column = column.cast(column.type.value_type)
+            values.update(v for v in pc.unique(column).to_pylist() if v is not None)
+        return pa.array(sorted(values), pa.string())
+
+    tasks_vocab, langs_vocab = vocabulary("task"), vocabulary("src_lang", "tgt_lang")
+    task = _codes(table.column("task"), tasks_vocab).astype(np.int64)
+    src = _codes(table.column("src_lang"), langs_vocab).astype(np.int64)
+    tgt = _codes(table.column("tgt_lang"), langs_vocab).astype(np.int64)
+    is_pivot = np.isin(np.asarray(langs_vocab.to_pylist(), dtype=object), pivots)
+    if len(is_pivot) == 0:
+        return np.zeros(0, np.int64), []
+    language = np.where(is_pivot[src] & ~is_pivot[tgt], tgt, src)
+    width = len(langs_vocab)
+    names = [(t, lang) for t in tasks_vocab.to_pylist() for lang in langs_vocab.to_pylist()]
+    return task * width + language, names
+
+
 def plan_quotas(table: pa.Table, keep: np.ndarray, pivots: list[str]) -> Groups:
     """Rows the plan keeps per (task, language) group, from the census and its keep mask."""
-    tasks, languages = _group_columns(table, pivots)
-    counts = Counter(zip(tasks[keep].tolist(), languages[keep].tolist(), strict=True))
-    return dict(counts)
+    codes, names = group_codes(table, pivots)
+    counts = np.bincount(codes[keep], minlength=len(names)) if len(names) else []
+    return {names[i]: int(n) for i, n in enumerate(counts) if n}
+
+
+def _sorted_groups(codes: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ordered by group then key, and where each group's run starts."""
+    order = np.lexsort((keys, codes))
+    sorted_codes = codes[order]
+    new_group = np.ones(len(order), dtype=bool)
+    new_group[1:] = sorted_codes[1:] != sorted_codes[:-1]
+    return order, np.flatnonzero(new_group)
 
 
 def plan_limits(
@@ -182,25 +226,22 @@ def plan_limits(
     """The highest mixture key each (task, language) group's rows may have to be made: the key
     of the group's candidate at rank ``quota * (1 + slack) + 16`` (rows the instruction filters
     will drop need replacements), or every candidate where that reaches the group's size."""
-    tasks, languages = _group_columns(table, pivots)
+    codes, names = group_codes(table, pivots)
     limits: dict[str, dict[str, int]] = {}
-    order = np.lexsort((keys, languages.astype(str), tasks.astype(str)))
-    sorted_tasks, sorted_langs = tasks[order], languages[order]
+    if not len(codes):
+        return limits
+    order, starts = _sorted_groups(codes, keys)
+    ends = np.append(starts[1:], len(order))
     sorted_keys = keys[order]
-    boundaries = np.flatnonzero(
-        (sorted_tasks[1:] != sorted_tasks[:-1]) | (sorted_langs[1:] != sorted_langs[:-1])
-    )
-    starts = np.concatenate([[0], boundaries + 1]) if len(order) else np.array([], dtype=int)
-    ends = np.concatenate([boundaries + 1, [len(order)]]) if len(order) else starts
     for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-        group = (sorted_tasks[start], sorted_langs[start])
+        group = names[int(codes[order[start]])]
         quota = quotas.get(group, 0)
         if quota <= 0:
             continue
         extra = (slack or {}).get(group, default_slack)
         size = end - start
         rank = size if math.isinf(extra) else min(size, math.ceil(quota * (1.0 + extra)) + 16)
-        limit = (1 << 64) - 1 if rank >= end - start else int(sorted_keys[start + rank - 1])
+        limit = (1 << 64) - 1 if rank >= size else int(sorted_keys[start + rank - 1])
         limits.setdefault(group[0], {})[group[1]] = limit
     return limits
 
@@ -214,32 +255,22 @@ def apply_plan(
 ) -> tuple[np.ndarray, dict[tuple[str, str], int]]:
     """Keep each group's ``quota`` smallest-key rows, then the direction quotas; returns the
     mask and, per group, how many rows it lacked (rows made and filtered fell short)."""
-    tasks, languages = _group_columns(table, pivots)
+    codes, names = group_codes(table, pivots)
     keep = np.zeros(table.num_rows, dtype=bool)
-    short: dict[tuple[str, str], int] = {}
-    present = Counter(zip(tasks.tolist(), languages.tolist(), strict=True))
-    for group, quota in quotas.items():
-        if present.get(group, 0) < quota:
-            short[group] = quota - present.get(group, 0)
+    present = (
+        dict(zip(names, np.bincount(codes, minlength=len(names)).tolist(), strict=True))
+        if len(names)
+        else {}
+    )
+    short = {g: q - present.get(g, 0) for g, q in quotas.items() if present.get(g, 0) < q}
     if table.num_rows:
-        order = np.lexsort((keys, languages.astype(str), tasks.astype(str)))
-        sorted_tasks, sorted_langs = tasks[order], languages[order]
-        new_group = np.ones(len(order), dtype=bool)
-        new_group[1:] = (sorted_tasks[1:] != sorted_tasks[:-1]) | (
-            sorted_langs[1:] != sorted_langs[:-1]
+        order, starts = _sorted_groups(codes, keys)
+        lengths = np.diff(np.append(starts, len(order)))
+        rank = np.arange(len(order)) - np.repeat(starts, lengths)
+        allowed = np.asarray(
+            [quotas.get(names[int(codes[order[s]])], 0) for s in starts.tolist()], dtype=np.int64
         )
-        starts = np.flatnonzero(new_group)
-        rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.append(starts, len(order))))
-        allowed = np.fromiter(
-            (
-                quotas.get((t, lang), 0)
-                for t, lang in zip(sorted_tasks[starts], sorted_langs[starts], strict=True)
-            ),
-            dtype=np.int64,
-            count=len(starts),
-        )
-        limit = np.repeat(allowed, np.diff(np.append(starts, len(order))))
-        keep[order[rank < limit]] = True
+        keep[order[rank < np.repeat(allowed, lengths)]] = True
     _direction_quotas(table, keep, keys, config)
     return keep, short
 
