@@ -14,8 +14,18 @@ class InProcessExecutor(Executor):
 
     name = "inprocess"
 
-    def map(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
-        return [fn(item) for item in items]
+    def map(
+        self,
+        fn: Callable[[Item], Result],
+        items: Sequence[Item],
+        on_done: Callable[[int], None] | None = None,
+    ) -> list[Result]:
+        results = []
+        for index, item in enumerate(items):
+            results.append(fn(item))
+            if on_done is not None:
+                on_done(index)
+        return results
 
 
 PRELOAD = ["bayling_data.legs"]
@@ -46,10 +56,27 @@ class ProcessPoolExecutor(Executor):
         context.set_forkserver_preload(PRELOAD)
         self._pool = futures.ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
-    def map(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
+    def map(
+        self,
+        fn: Callable[[Item], Result],
+        items: Sequence[Item],
+        on_done: Callable[[int], None] | None = None,
+    ) -> list[Result]:
         if not items:
             return []
-        return list(self._pool.map(fn, items, chunksize=1))
+        if on_done is None:
+            return list(self._pool.map(fn, items, chunksize=1))
+        pending = {self._pool.submit(fn, item): index for index, item in enumerate(items)}
+        try:
+            # Waited for here, not by done-callbacks: those run in the pool's own thread.
+            for future in futures.as_completed(pending):
+                future.result()  # a failed item raises now, as map would
+                on_done(pending[future])
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+        return [future.result() for future in pending]
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
