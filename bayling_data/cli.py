@@ -11,9 +11,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bayling_data import __version__
 from bayling_data.errors import BaylingError
+
+if TYPE_CHECKING:
+    from bayling_data.progress import Progress
 
 EXIT_USER_ERROR = 2
 EXPORT_FORMATS = ("sharegpt", "alpaca", "openai", "parquet", "jsonl")  # io/export.py FORMATS
@@ -29,6 +33,19 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
         metavar="KEY.PATH=VALUE",
         help="override a recipe key, e.g. --set sources.0.path=flores200_dataset (repeatable)",
     )
+
+
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quiet", action="store_true", help="print no progress on stderr (results still print)"
+    )
+
+
+def _progress(args: argparse.Namespace) -> Progress:
+    """Progress on stderr: a display on a terminal, periodic lines when piped, none if quiet."""
+    from bayling_data.progress import Progress
+
+    return Progress.auto(args.quiet, prefix=f"bayling-data {args.command}")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -175,7 +192,7 @@ def _build(args: argparse.Namespace) -> int:
     ]
     recipe = load_recipe(args.recipe, [*args.overrides, *execution])
     console = _console(stderr=True)
-    report = run_build(recipe, progress=not args.quiet and console.is_terminal, resume=args.resume)
+    report = run_build(recipe, progress=_progress(args), resume=args.resume)
     if not args.quiet:
         build_summary(report, console)
     return 0

@@ -16,8 +16,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -58,6 +57,7 @@ from bayling_data.legs import (
     task_name,
 )
 from bayling_data.mixture import mixture_keep
+from bayling_data.progress import Advance, Progress, as_progress
 from bayling_data.recipe import Recipe
 from bayling_data.schema import INSTRUCTION_SCHEMA
 from bayling_data.sources import Source, build_source
@@ -194,36 +194,6 @@ def build_stages(recipe: Recipe, pivots: list[str], targets: set[str]) -> Stages
     )
 
 
-class _Progress:
-    """A rich progress bar over segments read, or nothing when not on a terminal."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-
-    @contextmanager
-    def track(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-        if not self.enabled:
-            yield lambda _n: None
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            transient=True,
-        ) as bar:
-            task = bar.add_task(description, total=total)
-            yield lambda n: bar.advance(task, n)
-
-
 def count_rows(table: pa.Table) -> dict[str, dict[str, int]]:
     """Rows per value of each of :data:`COUNT_COLUMNS`, and per language on either side."""
     counts: dict[str, dict[str, int]] = {}
@@ -284,7 +254,7 @@ def signature(recipe: Recipe) -> str:
 
 
 def _read_sources(
-    plan: BuildPlan, work: WorkDir, progress: _Progress, seconds: dict[str, float]
+    plan: BuildPlan, work: WorkDir, progress: Progress, seconds: dict[str, float]
 ) -> dict[str, Any]:
     """Cut the sources into work shards: consecutive whole batches (a document is never split),
     at most ``execution.shard_segments`` segments each, one source per shard."""
@@ -292,7 +262,7 @@ def _read_sources(
     shards: list[dict[str, Any]] = []
     for source_index, source in enumerate(plan.sources):
         sink: ArrowSink | None = None
-        with progress.track(f"reading {source.corpus}", source.num_segments) as advance:
+        with progress.phase(f"read {source.corpus}", source.num_segments, "segments") as advance:
             batches = source.iter_batches(plan.recipe.batch_segments)
             while True:
                 started = time.perf_counter()
@@ -314,9 +284,33 @@ def _read_sources(
     return {"shards": shards, "sources": [source.describe() for source in plan.sources]}
 
 
-def _run_jobs(executor: Executor, work: WorkDir, jobs: list[Job]) -> None:
-    """Run the jobs not yet marked done."""
-    executor.map(run_job, [job for job in jobs if not work.done(job.name)])
+def _run_jobs(
+    executor: Executor,
+    work: WorkDir,
+    jobs: list[Job],
+    progress: Progress | None = None,
+    phase: str = "",
+    unit: str = "shards",
+) -> None:
+    """Run the jobs not yet marked done, counting finished ones (a resumed build's included)."""
+    todo = [job for job in jobs if not work.done(job.name)]
+    if progress is None or not progress.enabled:
+        executor.map(run_job, todo)
+        return
+    with progress.phase(phase, len(jobs), unit) as advance:
+        if len(todo) < len(jobs):
+            advance(len(jobs) - len(todo))  # finished before a resume
+        executor.map(run_job, todo, on_done=lambda _index: advance(1))
+
+
+def _leg_phase(stages: Stages, leg: Any, legs: list[Any]) -> str:
+    """A leg's progress label: its number and the stages it runs, first to last."""
+    names = [
+        "tasks" if step.kind == "tasks" else getattr(stages.stage(step), "name", step.kind)
+        for step in leg.steps
+    ]
+    span = names[0] if len(names) == 1 else f"{names[0]} .. {names[-1]}"
+    return f"leg {leg.index + 1}/{len(legs)} ({span})"
 
 
 def _merge_reports(stages: Stages, reports: list[dict[str, Any]]) -> list[tuple[StageStats, Any]]:
@@ -384,7 +378,12 @@ def _mixture(plan: BuildPlan, work: WorkDir, shards: list[int]) -> tuple[dict[st
 
 
 def _write_output(
-    plan: BuildPlan, work: WorkDir, staging: Path, rows: dict[str, int], shards: list[int]
+    plan: BuildPlan,
+    work: WorkDir,
+    staging: Path,
+    rows: dict[str, int],
+    shards: list[int],
+    advance: Advance | None = None,
 ) -> dict[str, Any]:
     """Write each split's buckets in order as the output shards; returns the splits' manifest."""
     recipe = plan.recipe
@@ -402,6 +401,8 @@ def _write_output(
             table = table.drop_columns(list(ORDER_COLUMNS))
             writer.write(table)
             counts = _add(counts, count_rows(table))
+            if advance is not None:
+                advance(table.num_rows)
         shard_info = writer.close()
         splits[split] = {
             "rows": total,
@@ -434,15 +435,17 @@ def _pool_likely(plan: BuildPlan) -> bool:
 def run_build(
     recipe: Recipe,
     *,
-    progress: bool = False,
+    progress: Progress | bool = False,
     resume: bool = False,
     executor: Executor | None = None,
 ) -> BuildReport:
     """Build the recipe's output folder. Raises :class:`BaylingError` on a user's mistake.
 
     ``resume`` continues an interrupted build of the same recipe from its work folder; an
-    ``executor`` (default: the one ``recipe.execution`` names) runs the shard-level work.
+    ``executor`` (default: the one ``recipe.execution`` names) runs the shard-level work;
+    ``progress`` shows each phase (see :mod:`bayling_data.progress`; True: as the CLI would).
     """
+    progress = as_progress(progress)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     plan = plan_build(recipe)
@@ -462,7 +465,7 @@ def run_build(
     try:
         phase = time.perf_counter()
         if not work.done("read"):
-            work.mark("read", _read_sources(plan, work, _Progress(progress), seconds))
+            work.mark("read", _read_sources(plan, work, progress, seconds))
         read = work.report("read")
         layout = Layout(len(read["shards"]), tuple(stages.item_tasks))
         update_state(work, shards=layout.input_shards)
@@ -504,21 +507,34 @@ def run_build(
                             replace(base, kind="decide", index=leg.index, part=p)
                             for p in range(parts)
                         ],
+                        progress,
+                        f"decide {getattr(stage, 'name', 'global step')}",
+                        "partitions",
                     )
                 shards = layout.shards(leg, tasks_leg)
-                _run_jobs(executor, work, [replace(base, index=leg.index, shard=k) for k in shards])
+                _run_jobs(
+                    executor,
+                    work,
+                    [replace(base, index=leg.index, shard=k) for k in shards],
+                    progress,
+                    _leg_phase(stages, leg, legs),
+                )
             seconds["stages"] = time.perf_counter() - phase
             phase = time.perf_counter()
             final_shards = layout.shards(legs[-1], tasks_leg)
-            if not work.done("mixture"):
-                mixture, kept = _mixture(plan, work, final_shards)
-                work.mark("mixture", {"mixture": mixture, "kept": kept})
+            with progress.phase("mixture", len(final_shards), "shards") as advance:
+                if not work.done("mixture"):
+                    mixture, kept = _mixture(plan, work, final_shards)
+                    work.mark("mixture", {"mixture": mixture, "kept": kept})
+                advance(len(final_shards))
             mixed = work.report("mixture")
             bits = max(0, math.ceil(math.log2(max(1, mixed["kept"]) / BUCKET_ROWS)))
             _run_jobs(
                 executor,
                 work,
                 [replace(base, kind="route", shard=k, bucket_bits=bits) for k in final_shards],
+                progress,
+                "route",
             )
         finally:
             if owned:
@@ -540,7 +556,8 @@ def run_build(
         ]
         stage_counts = _merge_reports(stages, reports)
         with staged_output(out_dir) as staging:
-            splits = _write_output(plan, work, staging, rows, final_shards)
+            with progress.phase("write", sum(rows.values()), "rows") as advance:
+                splits = _write_output(plan, work, staging, rows, final_shards, advance)
             manifest = {
                 "format": MANIFEST_FORMAT,
                 "signature": signature(recipe),
