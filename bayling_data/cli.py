@@ -133,6 +133,7 @@ def make_parser() -> argparse.ArgumentParser:
         choices=EXPORT_FORMATS,
     )
     export.add_argument("--to", dest="to_dir", type=Path, required=True, help="export folder")
+    _add_quiet(export)
 
     publish = commands.add_parser(
         "publish", help="lay a build out as a Hub data set (Parquet + dataset card) and upload it"
@@ -147,12 +148,14 @@ def make_parser() -> argparse.ArgumentParser:
     )
     publish.add_argument("--staging-dir", type=Path, help="where to lay the folder out")
     publish.add_argument("--endpoint", help="Hub endpoint (default: huggingface.co or HF_ENDPOINT)")
+    _add_quiet(publish)
 
     report = commands.add_parser(
         "report", help="an HTML page and PNG plots of a build: languages, tasks, lengths, funnel"
     )
     report.add_argument("out_dir", type=Path, help="a build's output folder")
     report.add_argument("--to", dest="to_dir", type=Path, help="default: OUT_DIR/report")
+    _add_quiet(report)
 
     train = commands.add_parser(
         "train",
@@ -295,7 +298,7 @@ def _templates(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from bayling_data.io.export import export
 
-    result = export(args.out_dir, args.fmt, args.to_dir)
+    result = export(args.out_dir, args.fmt, args.to_dir, progress=_progress(args))
     for split, path in result.files.items():
         print(f"{split}: {result.rows[split]:,} rows -> {path}")
     print(f"LLaMA-Factory: {result.to_dir / 'dataset_info.json'}")
@@ -315,6 +318,7 @@ def _publish(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         staging_dir=args.staging_dir,
         endpoint=args.endpoint,
+        progress=_progress(args),
     )
     if result.url:
         print(result.url)
@@ -324,7 +328,7 @@ def _publish(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from bayling_data.io.html_report import write_report
 
-    result = write_report(args.out_dir, args.to_dir)
+    result = write_report(args.out_dir, args.to_dir, progress=_progress(args))
     print(f"wrote {result.html_path}")
     for path in result.png_paths.values():
         print(f"wrote {path}")
