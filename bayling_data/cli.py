@@ -11,9 +11,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bayling_data import __version__
 from bayling_data.errors import BaylingError
+
+if TYPE_CHECKING:
+    from bayling_data.progress import Progress
 
 EXIT_USER_ERROR = 2
 EXPORT_FORMATS = ("sharegpt", "alpaca", "openai", "parquet", "jsonl")  # io/export.py FORMATS
@@ -29,6 +33,19 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
         metavar="KEY.PATH=VALUE",
         help="override a recipe key, e.g. --set sources.0.path=flores200_dataset (repeatable)",
     )
+
+
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quiet", action="store_true", help="print no progress on stderr (results still print)"
+    )
+
+
+def _progress(args: argparse.Namespace) -> Progress:
+    """Progress on stderr: a display on a terminal, periodic lines when piped, none if quiet."""
+    from bayling_data.progress import Progress
+
+    return Progress.auto(args.quiet, prefix=f"bayling-data {args.command}")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -122,6 +139,7 @@ def make_parser() -> argparse.ArgumentParser:
         choices=EXPORT_FORMATS,
     )
     export.add_argument("--to", dest="to_dir", type=Path, required=True, help="export folder")
+    _add_quiet(export)
 
     publish = commands.add_parser(
         "publish", help="lay a build out as a Hub data set (Parquet + dataset card) and upload it"
@@ -136,12 +154,14 @@ def make_parser() -> argparse.ArgumentParser:
     )
     publish.add_argument("--staging-dir", type=Path, help="where to lay the folder out")
     publish.add_argument("--endpoint", help="Hub endpoint (default: huggingface.co or HF_ENDPOINT)")
+    _add_quiet(publish)
 
     report = commands.add_parser(
         "report", help="an HTML page and PNG plots of a build: languages, tasks, lengths, funnel"
     )
     report.add_argument("out_dir", type=Path, help="a build's output folder")
     report.add_argument("--to", dest="to_dir", type=Path, help="default: OUT_DIR/report")
+    _add_quiet(report)
 
     train = commands.add_parser(
         "train",
@@ -181,12 +201,7 @@ def _build(args: argparse.Namespace) -> int:
     ]
     recipe = load_recipe(args.recipe, [*args.overrides, *execution])
     console = _console(stderr=True)
-    report = run_build(
-        recipe,
-        progress=not args.quiet and console.is_terminal,
-        resume=args.resume,
-        restart=args.restart,
-    )
+    report = run_build(recipe, progress=_progress(args), resume=args.resume, restart=args.restart)
     if not args.quiet:
         build_summary(report, console)
     return 0
@@ -289,7 +304,7 @@ def _templates(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from bayling_data.io.export import export
 
-    result = export(args.out_dir, args.fmt, args.to_dir)
+    result = export(args.out_dir, args.fmt, args.to_dir, progress=_progress(args))
     for split, path in result.files.items():
         print(f"{split}: {result.rows[split]:,} rows -> {path}")
     print(f"LLaMA-Factory: {result.to_dir / 'dataset_info.json'}")
@@ -309,6 +324,7 @@ def _publish(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         staging_dir=args.staging_dir,
         endpoint=args.endpoint,
+        progress=_progress(args),
     )
     if result.url:
         print(result.url)
@@ -318,7 +334,7 @@ def _publish(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from bayling_data.io.html_report import write_report
 
-    result = write_report(args.out_dir, args.to_dir)
+    result = write_report(args.out_dir, args.to_dir, progress=_progress(args))
     print(f"wrote {result.html_path}")
     for path in result.png_paths.values():
         print(f"wrote {path}")

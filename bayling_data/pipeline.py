@@ -17,8 +17,7 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -74,6 +73,7 @@ from bayling_data.mixture import (
     plan_quotas,
     shortfall_notes,
 )
+from bayling_data.progress import Advance, Progress, as_progress
 from bayling_data.recipe import Recipe
 from bayling_data.schema import INSTRUCTION_SCHEMA
 from bayling_data.sources import Source, build_source
@@ -211,36 +211,6 @@ def build_stages(recipe: Recipe, pivots: list[str], targets: set[str]) -> Stages
     )
 
 
-class _Progress:
-    """A rich progress bar over segments read, or nothing when not on a terminal."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-
-    @contextmanager
-    def track(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-        if not self.enabled:
-            yield lambda _n: None
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            transient=True,
-        ) as bar:
-            task = bar.add_task(description, total=total)
-            yield lambda n: bar.advance(task, n)
-
-
 def count_rows(table: pa.Table) -> dict[str, dict[str, int]]:
     """Rows per value of each of :data:`COUNT_COLUMNS`, and per language on either side."""
     counts: dict[str, dict[str, int]] = {}
@@ -301,7 +271,7 @@ def signature(recipe: Recipe) -> str:
 
 
 def _read_sources(
-    plan: BuildPlan, work: WorkDir, progress: _Progress, seconds: dict[str, float]
+    plan: BuildPlan, work: WorkDir, progress: Progress, seconds: dict[str, float]
 ) -> dict[str, Any]:
     """Cut the sources into work shards: consecutive whole batches (a document is never split),
     at most ``execution.shard_segments`` segments and ``execution.shard_cells`` texts each, one
@@ -312,7 +282,7 @@ def _read_sources(
         sink: ArrowSink | None = None
         width = max(1, len(source.languages))
         limit = max(1, min(execution.shard_segments, execution.shard_cells // width))
-        with progress.track(f"reading {source.corpus}", source.num_segments) as advance:
+        with progress.phase(f"read {source.corpus}", source.num_segments, "segments") as advance:
             batches = source.iter_batches(plan.recipe.segments_per_batch(width))
             while True:
                 started = time.perf_counter()
@@ -334,9 +304,33 @@ def _read_sources(
     return {"shards": shards, "sources": [source.describe() for source in plan.sources]}
 
 
-def _run_jobs(executor: Executor, work: WorkDir, jobs: list[Job]) -> None:
-    """Run the jobs not yet marked done."""
-    executor.map(run_job, [job for job in jobs if not work.done(job.name)])
+def _run_jobs(
+    executor: Executor,
+    work: WorkDir,
+    jobs: list[Job],
+    progress: Progress | None = None,
+    phase: str = "",
+    unit: str = "shards",
+) -> None:
+    """Run the jobs not yet marked done, counting finished ones (a resumed build's included)."""
+    todo = [job for job in jobs if not work.done(job.name)]
+    if progress is None or not progress.enabled:
+        executor.map(run_job, todo)
+        return
+    with progress.phase(phase, len(jobs), unit) as advance:
+        if len(todo) < len(jobs):
+            advance(len(jobs) - len(todo))  # finished before a resume
+        executor.map(run_job, todo, on_done=lambda _index: advance(1))
+
+
+def _leg_phase(stages: Stages, leg: Any, legs: list[Any]) -> str:
+    """A leg's progress label: its number and the stages it runs, first to last."""
+    names = [
+        "tasks" if step.kind == "tasks" else getattr(stages.stage(step), "name", step.kind)
+        for step in leg.steps
+    ]
+    span = names[0] if len(names) == 1 else f"{names[0]} .. {names[-1]}"
+    return f"leg {leg.index + 1}/{len(legs)} ({span})"
 
 
 # Generation rounds at most: the second makes every candidate of a group still short.
@@ -362,6 +356,7 @@ def _run_legs(
     tasks_leg: int,
     round_: int,
     planning: bool,
+    progress: Progress | None = None,
 ) -> None:
     """Run the legs (from the tasks' leg on, in a later round), with their global steps, and
     the census and plan between the segment filters and the tasks."""
@@ -386,6 +381,9 @@ def _run_legs(
                     replace(base, kind="decide", index=leg.index, part=p, round=leg_round)
                     for p in range(parts)
                 ],
+                progress,
+                f"decide {getattr(stage, 'name', 'global step')}",
+                "partitions",
             )
         shards = layout.shards(leg, tasks_leg)
         if planning and leg.index == tasks_leg and not work.done("plan"):
@@ -393,12 +391,17 @@ def _run_legs(
                 executor,
                 work,
                 [replace(base, kind="census", index=leg.index, shard=k) for k in shards],
+                progress,
+                "census of the rows the tasks could make",
             )
             work.mark("plan", _plan(plan, work, shards))
+        label = _leg_phase(plan.built, leg, legs)
         _run_jobs(
             executor,
             work,
             [replace(base, index=leg.index, shard=k, round=leg_round) for k in shards],
+            progress,
+            f"{label}, round {round_ + 1}" if round_ else label,
         )
 
 
@@ -535,7 +538,12 @@ def _mixture(
 
 
 def _write_output(
-    plan: BuildPlan, work: WorkDir, staging: Path, rows: dict[str, int], shards: list[int]
+    plan: BuildPlan,
+    work: WorkDir,
+    staging: Path,
+    rows: dict[str, int],
+    shards: list[int],
+    advance: Advance | None = None,
 ) -> dict[str, Any]:
     """Write each split's buckets in order as the output shards; returns the splits' manifest."""
     recipe = plan.recipe
@@ -562,6 +570,8 @@ def _write_output(
             table = table.drop_columns(list(ORDER_COLUMNS))
             writer.write(table)
             counts = _add(counts, count_rows(table))
+            if advance is not None:
+                advance(table.num_rows)
         shard_info = writer.close()
         splits[split] = {
             "rows": total,
@@ -599,7 +609,7 @@ def _pool_likely(plan: BuildPlan) -> bool:
 def run_build(
     recipe: Recipe,
     *,
-    progress: bool = False,
+    progress: Progress | bool = False,
     resume: bool = False,
     restart: bool = False,
     executor: Executor | None = None,
@@ -609,8 +619,10 @@ def run_build(
     ``resume`` continues an interrupted build of the same recipe from its work folder and
     ``restart`` discards that folder's finished work; with neither, a work folder holding
     finished work is refused rather than lost. An ``executor`` (default: the one
-    ``recipe.execution`` names) runs the shard-level work.
+    ``recipe.execution`` names) runs the shard-level work; ``progress`` shows each phase (see
+    :mod:`bayling_data.progress`; True: as the CLI would).
     """
+    progress = as_progress(progress)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     plan = plan_build(recipe)
@@ -635,7 +647,7 @@ def run_build(
     try:
         phase = time.perf_counter()
         if not work.done("read"):
-            work.mark("read", _read_sources(plan, work, _Progress(progress), seconds))
+            work.mark("read", _read_sources(plan, work, progress, seconds))
         read = work.report("read")
         layout = Layout(len(read["shards"]), tuple(stages.item_tasks))
         update_state(work, shards=layout.input_shards)
@@ -670,12 +682,14 @@ def run_build(
             planning = can_drop(_weights(plan), recipe.mixture)
             round_ = _current_round(work)
             while True:
-                _run_legs(plan, work, executor, base, legs, tasks_leg, round_, planning)
+                _run_legs(plan, work, executor, base, legs, tasks_leg, round_, planning, progress)
                 done_name = f"mixture-r{round_}" if round_ else "mixture"
-                if not work.done(done_name):
-                    planned = work.report("plan") if planning else None
-                    mixture, kept, short = _mixture(plan, work, final_shards, planned)
-                    work.mark(done_name, {"mixture": mixture, "kept": kept, "short": short})
+                with progress.phase("mixture", len(final_shards), "shards") as advance:
+                    if not work.done(done_name):
+                        planned = work.report("plan") if planning else None
+                        mixture, kept, short = _mixture(plan, work, final_shards, planned)
+                        work.mark(done_name, {"mixture": mixture, "kept": kept, "short": short})
+                    advance(len(final_shards))
                 mixed = work.report(done_name)
                 fixable = _fixable(work, round_, mixed["short"]) if planning else []
                 if not fixable:
@@ -693,6 +707,8 @@ def run_build(
                 executor,
                 work,
                 [replace(base, kind="route", shard=k, bucket_bits=bits) for k in final_shards],
+                progress,
+                "route",
             )
             seconds["route"] = time.perf_counter() - phase
             phase = time.perf_counter()
@@ -720,7 +736,8 @@ def run_build(
         ]
         stage_counts = _merge_reports(stages, reports)
         with staged_output(out_dir) as staging:
-            splits = _write_output(plan, work, staging, rows, final_shards)
+            with progress.phase("write", sum(rows.values()), "rows") as advance:
+                splits = _write_output(plan, work, staging, rows, final_shards, advance)
             manifest = {
                 "format": MANIFEST_FORMAT,
                 "signature": signature(recipe),

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from bayling_data.io.shards import read_split
+from bayling_data.io.shards import iter_split_batches
 from bayling_data.io.staging import MANIFEST_NAME
 from bayling_data.languages import Language
 
@@ -228,13 +228,22 @@ def inspect_output(out_dir: Path, console: Console, samples: int = 3) -> None:
         directions.add_row(direction, _n(count))
     console.print(directions)
     if samples > 0 and "train" in splits and splits["train"]["rows"]:
-        table = read_split(out_dir, "train").slice(0, samples)
-        for row in table.to_pylist():
+        for row in _first_rows(out_dir, "train", samples):
             console.rule(
                 f"{row['task']} {row['direction']} ({row['template_id']}) {row['id'][:12]}"
             )
             for message in row["messages"]:
                 console.print(f"[bold]{message['role']}:[/bold] {escape(message['content'])}")
+
+
+def _first_rows(out_dir: Path, split: str, n: int) -> list[dict]:
+    """The split's first ``n`` rows, reading only the batches that hold them."""
+    rows: list[dict] = []
+    for batch in iter_split_batches(out_dir, split):
+        rows += batch.slice(0, n - len(rows)).to_pylist()
+        if len(rows) >= n:
+            break
+    return rows
 
 
 def languages_table(languages: list[Language], console: Console) -> None:

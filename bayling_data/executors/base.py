@@ -23,8 +23,14 @@ class Executor(ABC):
     workers: int = 1
 
     @abstractmethod
-    def map(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
-        """``[fn(item) for item in items]``, possibly in parallel."""
+    def map(
+        self,
+        fn: Callable[[Item], Result],
+        items: Sequence[Item],
+        on_done: Callable[[int], None] | None = None,
+    ) -> list[Result]:
+        """``[fn(item) for item in items]``, possibly in parallel. ``on_done(index)`` is called in
+        the calling thread as each item finishes, in whatever order they finish (for progress)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release workers."""

@@ -17,8 +17,18 @@ class InProcessExecutor(Executor):
 
     name = "inprocess"
 
-    def map(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
-        return [fn(item) for item in items]
+    def map(
+        self,
+        fn: Callable[[Item], Result],
+        items: Sequence[Item],
+        on_done: Callable[[int], None] | None = None,
+    ) -> list[Result]:
+        results = []
+        for index, item in enumerate(items):
+            results.append(fn(item))
+            if on_done is not None:
+                on_done(index)
+        return results
 
 
 PRELOAD = ["bayling_data.legs"]
@@ -89,17 +99,32 @@ class ProcessPoolExecutor(Executor):
             initializer=_ignore_interrupts,
         )
 
-    def map(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
+    def map(
+        self,
+        fn: Callable[[Item], Result],
+        items: Sequence[Item],
+        on_done: Callable[[int], None] | None = None,
+    ) -> list[Result]:
         if not items:
             return []
+        pending: dict[futures.Future[Result], int] = {}
         try:
             with _interrupts_deferred():
-                # Executor.map submits every item now, and submitting starts the workers.
-                results = self._pool.map(fn, items, chunksize=1)
-            return list(results)
+                # Submitting starts the workers: no Ctrl-C while they are being started.
+                pending = {self._pool.submit(fn, item): index for index, item in enumerate(items)}
+            # Waited for here, not by done-callbacks: those run in the pool's own thread.
+            for future in futures.as_completed(pending):
+                future.result()  # a failed item raises now, as map would
+                if on_done is not None:
+                    on_done(pending[future])
         except KeyboardInterrupt:
             self._stop_workers()
             raise
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+        return [future.result() for future in pending]
 
     def _stop_workers(self) -> None:
         """End the workers now rather than after their current items (which may take long)."""

@@ -43,12 +43,29 @@ class RayExecutor(Executor):
         self.workers = workers or int(ray.cluster_resources().get("CPU", 1))
         self._remote: dict[Callable[..., Any], Any] = {}
 
-    def map(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
+    def map(
+        self,
+        fn: Callable[[Item], Result],
+        items: Sequence[Item],
+        on_done: Callable[[int], None] | None = None,
+    ) -> list[Result]:
         if fn not in self._remote:
             self._remote[fn] = self._ray.remote(num_cpus=1, max_retries=2)(fn)
         remote = self._remote[fn]
         try:
-            return self._ray.get([remote.remote(item) for item in items])
+            refs = [remote.remote(item) for item in items]
+            if on_done is not None:
+                index = {ref: position for position, ref in enumerate(refs)}
+                waiting = list(refs)
+                while waiting:
+                    # Whatever finished within a second: one wait per task would be quadratic.
+                    finished, waiting = self._ray.wait(
+                        waiting, num_returns=len(waiting), timeout=1.0
+                    )
+                    for ref in finished:
+                        self._ray.get(ref)  # a failed task raises now
+                        on_done(index[ref])
+            return self._ray.get(refs)
         except self._ray.exceptions.RayTaskError as err:
             # A user's mistake found in a task stays a one-line error, not Ray's traceback.
             cause = getattr(err, "cause", None)

@@ -34,7 +34,9 @@ import pyarrow.parquet as pq
 import yaml
 
 from bayling_data.errors import BaylingError
+from bayling_data.io.shards import iter_shard_batches
 from bayling_data.io.staging import MANIFEST_NAME, staged_output
+from bayling_data.progress import Advance, Progress
 
 FORMATS = ("sharegpt", "alpaca", "openai", "parquet", "jsonl")
 EXPORT_RECORD = "export.json"
@@ -127,17 +129,16 @@ def _read_manifest(out_dir: Path) -> dict[str, Any]:
 
 
 def _batches(out_dir: Path, split: str, shards: list[dict[str, Any]]) -> Iterator[pa.RecordBatch]:
-    """Stream a split's record batches shard by shard, never holding the whole split."""
+    """Stream a split's record batches shard by shard (memory-mapped), never holding the split."""
     for shard in shards:
         path = out_dir / split / shard["file"]
         if not path.is_file():
             raise BaylingError(f"{path}: shard named in {MANIFEST_NAME} is missing")
-        with pa.OSFile(str(path), "rb") as source:
-            yield from pa.ipc.open_stream(source)
+        yield from iter_shard_batches(path)
 
 
 def _shard_schema(out_dir: Path, split: str, shards: list[dict[str, Any]]) -> pa.Schema:
-    with pa.OSFile(str(out_dir / split / shards[0]["file"]), "rb") as source:
+    with pa.memory_map(str(out_dir / split / shards[0]["file"]), "r") as source:
         return pa.ipc.open_stream(source).schema
 
 
@@ -148,7 +149,12 @@ def _check_to_dir(to_dir: Path, out_dir: Path) -> None:
 
 
 def _write_split(
-    out_dir: Path, split: str, shards: list[dict[str, Any]], fmt: str, path: Path
+    out_dir: Path,
+    split: str,
+    shards: list[dict[str, Any]],
+    fmt: str,
+    path: Path,
+    advance: Advance = lambda _n: None,
 ) -> int:
     rows = 0
     if fmt == "parquet":
@@ -157,6 +163,7 @@ def _write_split(
             for batch in _batches(out_dir, split, shards):
                 writer.write_batch(batch)
                 rows += batch.num_rows
+                advance(batch.num_rows)
         return rows
     clash = set(FORMAT_KEYS[fmt]) & set(_shard_schema(out_dir, split, shards).names) - {"messages"}
     if clash:
@@ -166,6 +173,7 @@ def _write_split(
             for row in batch.to_pylist():
                 handle.write(json.dumps(_convert(row, fmt), ensure_ascii=False) + "\n")
             rows += batch.num_rows
+            advance(batch.num_rows)
     return rows
 
 
@@ -221,8 +229,11 @@ def axolotl_entry(fmt: str, path: str) -> dict[str, Any]:
     return entry
 
 
-def export(out_dir: str | Path, fmt: str, to_dir: str | Path) -> ExportResult:
+def export(
+    out_dir: str | Path, fmt: str, to_dir: str | Path, *, progress: Progress | None = None
+) -> ExportResult:
     """Export the build in ``out_dir`` as ``fmt`` into ``to_dir`` (replaced atomically)."""
+    progress = progress or Progress.off()
     if fmt not in FORMATS:
         raise BaylingError(
             f"--format: unknown format {fmt!r}; expected one of {', '.join(FORMATS)}"
@@ -243,7 +254,11 @@ def export(out_dir: str | Path, fmt: str, to_dir: str | Path) -> ExportResult:
                 continue
             relative = f"{split}/{split}.{suffix}"
             (staging / split).mkdir()
-            result.rows[split] = _write_split(out_dir, split, shards, fmt, staging / relative)
+            total = sum(int(shard.get("rows", 0)) for shard in shards)
+            with progress.phase(f"export {split}", total, "rows") as advance:
+                result.rows[split] = _write_split(
+                    out_dir, split, shards, fmt, staging / relative, advance
+                )
             result.files[split] = to_dir / relative
             dataset_info[f"{name}_{split}"] = llamafactory_entry(fmt, relative)
             key = "datasets" if split == "train" else "test_datasets"

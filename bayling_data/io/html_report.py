@@ -20,9 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from bayling_data.io.shards import read_split
+from bayling_data.io.shards import iter_split_batches
 from bayling_data.io.staging import output_errors
+from bayling_data.progress import Progress
 from bayling_data.report import read_manifest
 
 REPORT_DIRNAME = "report"
@@ -67,10 +70,10 @@ def _recipe_tokenizer(recipe: dict) -> str | None:
     return None
 
 
-def _length_counter(tokenizer: str | None) -> Callable[[list[str]], list[int]]:
-    """Tokens per text with the recipe's tokenizer, else characters."""
+def _length_counter(tokenizer: str | None) -> Callable[[list[str]], list[int]] | None:
+    """Tokens per text with the recipe's tokenizer; None: characters, counted on the column."""
     if tokenizer is None:
-        return lambda texts: [len(text) for text in texts]
+        return None
     from bayling_data.filters.units import load_token_counter
 
     return load_token_counter(tokenizer)
@@ -112,36 +115,76 @@ def _funnel(manifest: dict) -> dict[str, dict[str, dict[str, int]]]:
     return funnel
 
 
-def _collect(out_dir: Path, manifest: dict, counter: Callable[[list[str]], list[int]]) -> dict:
-    """One pass over every split's rows: per-language, per-task counts, lengths and samples."""
+def _char_sizes(messages: pa.ListArray) -> np.ndarray:
+    """Per row, ``len("\\n".join(contents))`` in code points (a null content counts as empty),
+    computed on the column rather than row by row."""
+    per_row = pc.list_value_length(messages).fill_null(0).to_numpy(zero_copy_only=False)
+    contents = pc.list_flatten(messages).field("content")
+    chars = pc.utf8_length(contents).fill_null(0).to_numpy(zero_copy_only=False)
+    parents = np.repeat(np.arange(len(messages)), per_row)
+    total = np.bincount(parents, weights=chars, minlength=len(messages)).astype(np.int64)
+    return total + np.maximum(per_row.astype(np.int64) - 1, 0)
+
+
+def _token_sizes(messages: pa.ListArray, counter: Callable[[list[str]], list[int]]) -> np.ndarray:
+    texts = ["\n".join(m["content"] or "" for m in msgs) for msgs in messages.to_pylist()]
+    return np.asarray(counter(texts) if texts else [], dtype=np.int64)
+
+
+def _count(target: Counter[str], values: pa.Array, weights: np.ndarray | None = None) -> None:
+    """Add a column's value counts (or sums of ``weights`` per value) to ``target``."""
+    if weights is None:
+        counted = pc.value_counts(values)
+        names, numbers = counted.field("values"), counted.field("counts")
+    else:
+        grouped = pa.table({"v": values, "w": weights}).group_by("v").aggregate([("w", "sum")])
+        names, numbers = grouped.column("v"), grouped.column("w_sum")
+    for name, number in zip(names.to_pylist(), numbers.to_pylist(), strict=True):
+        target[name] += int(number)
+
+
+def _collect(
+    out_dir: Path,
+    manifest: dict,
+    counter: Callable[[list[str]], list[int]] | None,
+    progress: Progress,
+) -> dict:
+    """One pass over every split's rows, batch by batch: per-language and per-task counts, each
+    task's lengths as counts per distinct length, and a few samples; nothing here grows with the
+    number of rows (``counter`` None: lengths in characters, on the column)."""
     rows_by_language: Counter[str] = Counter()
     tokens_by_language: Counter[str] = Counter()
     rows_by_task: Counter[str] = Counter()
     rows_by_direction: Counter[str] = Counter()
-    lengths: dict[str, list[int]] = {}
+    lengths: dict[str, Counter[int]] = {}
     samples: dict[str, list[dict[str, str]]] = {}
-    for split in sorted(manifest.get("splits", {})):
-        table = read_split(out_dir, split)
-        columns = ["messages", "task", "direction", "src_lang", "tgt_lang"]
-        data = table.select(columns).to_pydict()
-        texts = ["\n".join(m["content"] or "" for m in msgs) for msgs in data["messages"]]
-        sizes = counter(texts) if texts else []
-        for index, size in enumerate(sizes):
-            task = data["task"][index]
-            rows_by_task[task] += 1
-            rows_by_direction[data["direction"][index]] += 1
-            for side in ("src_lang", "tgt_lang"):
-                lang = data[side][index]
-                rows_by_language[lang] += 1
-                tokens_by_language[lang] += int(size)
-            lengths.setdefault(task, []).append(int(size))
-            picked = samples.setdefault(task, [])
-            if split == "train" and len(picked) < SAMPLES_PER_TASK:
-                picked.append(_sample(data, index, split))
-        # Tasks only in validation still get a sample.
-        for index, task in enumerate(data["task"]):
-            if not samples.get(task):
-                samples.setdefault(task, []).append(_sample(data, index, split))
+    splits = manifest.get("splits", {})
+    for split in sorted(splits):
+        total = splits[split].get("rows") if isinstance(splits[split], dict) else None
+        with progress.phase(f"read {split}", total, "rows") as advance:
+            for batch in iter_split_batches(out_dir, split):
+                messages = batch.column("messages")
+                tasks = batch.column("task")
+                sizes = (
+                    _char_sizes(messages) if counter is None else _token_sizes(messages, counter)
+                )
+                _count(rows_by_task, tasks)
+                _count(rows_by_direction, batch.column("direction"))
+                for side in ("src_lang", "tgt_lang"):
+                    _count(rows_by_language, batch.column(side))
+                    _count(tokens_by_language, batch.column(side), sizes)
+                grouped = (
+                    pa.table({"task": tasks, "size": sizes})
+                    .group_by(["task", "size"])
+                    .aggregate([("size", "count")])
+                )
+                for task, size, n in zip(
+                    *(grouped.column(c).to_pylist() for c in ("task", "size", "size_count")),
+                    strict=True,
+                ):
+                    lengths.setdefault(task, Counter())[int(size)] += int(n)
+                _pick_samples(samples, batch, split)
+                advance(batch.num_rows)
     return {
         "rows_by_language": dict(sorted(rows_by_language.items())),
         "tokens_by_language": dict(sorted(tokens_by_language.items())),
@@ -152,9 +195,29 @@ def _collect(out_dir: Path, manifest: dict, counter: Callable[[list[str]], list[
     }
 
 
-def _sample(data: dict, index: int, split: str) -> dict[str, str]:
+def _pick_samples(
+    samples: dict[str, list[dict[str, str]]], batch: pa.RecordBatch, split: str
+) -> None:
+    """The first :data:`SAMPLES_PER_TASK` train rows of each task; a task with no train row gets
+    the first row of the split it is in. Only the chosen rows become Python objects."""
+    chosen: list[int] = []
+    owners: list[str] = []
+    taken: Counter[str] = Counter()
+    for index, task in enumerate(batch.column("task").to_pylist()):
+        have = len(samples.get(task, ())) + taken[task]
+        if (split == "train" and have < SAMPLES_PER_TASK) or not have:
+            chosen.append(index)
+            owners.append(task)
+            taken[task] += 1
+    if not chosen:
+        return
+    rows = batch.select(["messages", "direction"]).take(chosen).to_pylist()
+    for task, row in zip(owners, rows, strict=True):
+        samples.setdefault(task, []).append(_sample(row["messages"], row["direction"], split))
+
+
+def _sample(messages: list[dict], direction: str, split: str) -> dict[str, str]:
     """A row as plain strings: the first user turn and the first assistant turn, shortened."""
-    messages = data["messages"][index]
 
     def first(role: str) -> str:
         text = next((m["content"] for m in messages if m["role"] == role), "") or ""
@@ -162,15 +225,16 @@ def _sample(data: dict, index: int, split: str) -> dict[str, str]:
 
     return {
         "split": split,
-        "direction": data["direction"][index],
+        "direction": direction,
         "turns": str(sum(1 for m in messages if m["role"] == "user")),
         "user": first("user"),
         "assistant": first("assistant"),
     }
 
 
-def _histograms(lengths: dict[str, list[int]]) -> dict[str, tuple[list[int], list[float]]]:
-    """Per task, counts over shared bin edges that span every row, so each total is its rows."""
+def _histograms(lengths: dict[str, Counter[int]]) -> dict[str, tuple[list[int], list[float]]]:
+    """Per task, counts over shared bin edges that span every row, so each total is its rows.
+    ``lengths`` holds rows per distinct length: the same bins as the lengths themselves."""
     every = [n for values in lengths.values() for n in values]
     if not every:
         return {}
@@ -178,7 +242,9 @@ def _histograms(lengths: dict[str, list[int]]) -> dict[str, tuple[list[int], lis
     edges = np.linspace(low, high if high > low else low + 1, HIST_BINS + 1)
     result = {}
     for task, values in lengths.items():
-        counts, _ = np.histogram(values, bins=edges)
+        sizes = np.fromiter(values.keys(), dtype=np.int64, count=len(values))
+        weights = np.fromiter(values.values(), dtype=np.int64, count=len(values))
+        counts, _ = np.histogram(sizes, bins=edges, weights=weights)
         result[task] = ([int(c) for c in counts], [float(e) for e in edges])
     return result
 
@@ -359,11 +425,15 @@ def _html(result: ReportResult, manifest: dict) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write_report(out_dir: str | Path, to_dir: str | Path | None = None) -> ReportResult:
+def write_report(
+    out_dir: str | Path, to_dir: str | Path | None = None, *, progress: Progress | None = None
+) -> ReportResult:
     """Write ``report.html`` and the plots' PNGs for the build in ``out_dir``.
 
-    Files go to ``to_dir`` or ``out_dir/report`` (``datasets.load_from_disk`` ignores it).
+    Files go to ``to_dir`` or ``out_dir/report`` (``datasets.load_from_disk`` ignores it). The
+    shards are read batch by batch, so memory does not grow with the build.
     """
+    progress = progress or Progress.off()
     import matplotlib
 
     matplotlib.use("Agg")  # no display; must precede pyplot's import
@@ -372,7 +442,7 @@ def write_report(out_dir: str | Path, to_dir: str | Path | None = None) -> Repor
     target = Path(to_dir) if to_dir is not None else out_dir / REPORT_DIRNAME
     manifest = read_manifest(out_dir)  # a one-line error when out_dir is not a build
     tokenizer = _recipe_tokenizer(manifest.get("recipe", {}))
-    collected = _collect(out_dir, manifest, _length_counter(tokenizer))
+    collected = _collect(out_dir, manifest, _length_counter(tokenizer), progress)
     key = "--to" if to_dir is not None else "report"
     with output_errors(target, key):
         target.mkdir(parents=True, exist_ok=True)
@@ -391,8 +461,10 @@ def write_report(out_dir: str | Path, to_dir: str | Path | None = None) -> Repor
         samples=collected["samples"],
     )
     with output_errors(target, key):
-        for name, (_, plot) in PLOTS.items():
-            plot(result, result.png_paths[name])
+        with progress.phase("plot", len(PLOTS), "plots") as advance:
+            for name, (_, plot) in PLOTS.items():
+                plot(result, result.png_paths[name])
+                advance(1)
         # The page last and under a temporary name: a report.html is always a whole one.
         partial = target / f".{HTML_NAME}.partial"
         partial.write_text(_html(result, manifest), "utf-8")

@@ -19,7 +19,7 @@ import json
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,9 @@ import pyarrow.parquet as pq
 import yaml
 
 from bayling_data.errors import BaylingError
-from bayling_data.io.shards import read_split
+from bayling_data.io.shards import iter_split_batches, split_schema
 from bayling_data.io.staging import output_errors
+from bayling_data.progress import Advance, Progress
 
 # Task type (the ``task`` column) -> Hub task categories. Every task is instruction data, so
 # ``text-generation`` is always listed as well.
@@ -60,6 +61,7 @@ _SIZE_BUCKETS = [
 ]
 
 _LANGUAGE_COLUMNS = ("src_lang", "tgt_lang", "prompt_lang")
+ROW_GROUP_ROWS = 10_000  # rows per Parquet row group
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -108,23 +110,54 @@ def _read_manifest(out_dir: Path) -> dict[str, Any]:
         raise BaylingError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
 
 
-def _distinct(table: pa.Table, column: str) -> list[str]:
-    if column not in table.column_names:
-        return []
-    return [v for v in pc.unique(table.column(column)).to_pylist() if v]
+@dataclass
+class SplitCensus:
+    """What the dataset card says about a split, gathered batch by batch: rows, the languages
+    and tasks it holds, and the template ids each task used (all bounded by the recipe, not by
+    the number of rows)."""
+
+    rows: int = 0
+    languages: set[str] = field(default_factory=set)
+    task_rows: dict[str, int] = field(default_factory=dict)
+    templates: dict[str, set[str]] = field(default_factory=dict)
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        self.rows += batch.num_rows
+        names = batch.schema.names
+        for column in _LANGUAGE_COLUMNS:
+            if column in names:
+                self.languages.update(v for v in pc.unique(batch.column(column)).to_pylist() if v)
+        if "task" not in names:
+            return
+        counted = pc.value_counts(batch.column("task"))
+        for task, n in zip(
+            counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True
+        ):
+            if task:
+                self.task_rows[task] = self.task_rows.get(task, 0) + n
+                self.templates.setdefault(task, set())
+        if "template_id" in names:
+            pairs = pa.table({"t": batch.column("task"), "id": batch.column("template_id")})
+            distinct = pairs.group_by(["t", "id"]).aggregate([])
+            for task, template in zip(
+                distinct.column("t").to_pylist(), distinct.column("id").to_pylist(), strict=True
+            ):
+                if task and template:
+                    self.templates[task].add(template)
+
+    @property
+    def tasks(self) -> set[str]:
+        return set(self.task_rows)
 
 
-def _template_counts(tables: dict[str, pa.Table]) -> dict[str, dict[str, int]]:
+def _template_counts(census: dict[str, SplitCensus]) -> dict[str, dict[str, int]]:
     """Per task: distinct template ids used and rows, over all splits."""
     templates: dict[str, set[str]] = {}
     rows: dict[str, int] = {}
-    for table in tables.values():
-        if "task" not in table.column_names:
-            continue
-        for task in _distinct(table, "task"):
-            part = table.filter(pc.equal(table.column("task"), task))
-            rows[task] = rows.get(task, 0) + part.num_rows
-            templates.setdefault(task, set()).update(_distinct(part, "template_id"))
+    for split in census.values():
+        for task, n in split.task_rows.items():
+            rows[task] = rows.get(task, 0) + n
+            templates.setdefault(task, set()).update(split.templates.get(task, ()))
     return {
         task: {"templates": len(templates[task]), "rows": rows[task]} for task in sorted(templates)
     }
@@ -139,17 +172,15 @@ def _table(header: list[str], body: list[list[object]]) -> str:
 def build_card(
     manifest: dict[str, Any],
     repo: str,
-    tables: dict[str, pa.Table],
+    census: dict[str, SplitCensus],
     data_files: dict[str, list[str]],
 ) -> str:
     """The README.md dataset card: Hub metadata in the front matter, provenance in the body."""
     recipe = dict(manifest.get("recipe") or {})
-    codes = sorted(
-        {c for t in tables.values() for col in _LANGUAGE_COLUMNS for c in _distinct(t, col)}
-    )
-    tasks = sorted({task for t in tables.values() for task in _distinct(t, "task")})
+    codes = sorted({c for split in census.values() for c in split.languages})
+    tasks = sorted({task for split in census.values() for task in split.tasks})
     categories = sorted({c for task in tasks for c in _TASK_CATEGORIES.get(task, [])})
-    total = sum(t.num_rows for t in tables.values())
+    total = sum(split.rows for split in census.values())
     front: dict[str, Any] = {
         "pretty_name": recipe.get("name") or repo.split("/")[-1],
         "license": recipe.get("license") or "other",
@@ -184,7 +215,7 @@ def build_card(
         "",
         "## Splits",
         "",
-        _table(["split", "rows"], [[s, t.num_rows] for s, t in tables.items()]),
+        _table(["split", "rows"], [[s, c.rows] for s, c in census.items()]),
         "",
         "## Languages",
         "",
@@ -193,10 +224,10 @@ def build_card(
     lang_rows = []
     for code in codes:
         per_split = [
-            counts.get(s, {}).get("counts", {}).get("language", {}).get(code, 0) for s in tables
+            counts.get(s, {}).get("counts", {}).get("language", {}).get(code, 0) for s in census
         ]
         lang_rows.append([code, hub_language(code), *per_split])
-    out += [_table(["language", "ISO", *[f"rows ({s})" for s in tables]], lang_rows), ""]
+    out += [_table(["language", "ISO", *[f"rows ({s})" for s in census]], lang_rows), ""]
     out += ["## Sources", ""]
     source_rows = []
     for source in manifest.get("sources", []):
@@ -211,7 +242,7 @@ def build_card(
         mixture_rows.append([task, info.get("weight"), info.get("available"), info.get("kept")])
     out += [_table(["task", "weight", "available", "kept"], mixture_rows), ""]
     out += ["## Templates", ""]
-    template_rows = [[t, c["templates"], c["rows"]] for t, c in _template_counts(tables).items()]
+    template_rows = [[t, c["templates"], c["rows"]] for t, c in _template_counts(census).items()]
     out += [_table(["task", "templates used", "rows"], template_rows), ""]
     out += ["## Filter funnel", ""]
     funnel_rows = [
@@ -227,8 +258,71 @@ def build_card(
     return "\n".join(out)
 
 
-def stage(out_dir: str | Path, repo: str, folder: str | Path) -> PublishResult:
-    """Write the repo layout (Parquet shards under ``data/`` and README.md) into ``folder``."""
+def _parquet_parts(
+    batches: Iterator[pa.RecordBatch],
+    schema: pa.Schema,
+    paths: list[Path],
+    rows_per: int,
+    census: SplitCensus,
+    advance: Advance,
+) -> None:
+    """Stream a split into ``paths``, ``rows_per`` rows each (the last takes the rest), in row
+    groups of :data:`ROW_GROUP_ROWS` counted from each file's start.
+
+    Each row group is handed to the writer as the same slices of the shards' record batches that
+    slicing the whole split would give, so the files are byte for byte what writing the split
+    from memory wrote; only one row group's rows are held at a time.
+    """
+    part, writer = 0, None
+    in_part, pending, pending_rows = 0, [], 0
+
+    def flush() -> None:
+        nonlocal pending, pending_rows
+        assert writer is not None
+        writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=ROW_GROUP_ROWS)
+        pending, pending_rows = [], 0
+
+    def open_part() -> pq.ParquetWriter:
+        return pq.ParquetWriter(str(paths[part]), schema, compression="zstd")
+
+    writer = open_part()
+    for batch in batches:
+        census.add(batch)
+        advance(batch.num_rows)
+        offset = 0
+        while offset < batch.num_rows:
+            if in_part == rows_per and part + 1 < len(paths):
+                if pending:
+                    flush()
+                writer.close()
+                part, in_part = part + 1, 0
+                writer = open_part()
+            room = ROW_GROUP_ROWS - pending_rows
+            if part + 1 < len(paths):
+                room = min(room, rows_per - in_part)
+            take = min(room, batch.num_rows - offset)
+            pending.append(batch.slice(offset, take))
+            pending_rows += take
+            in_part += take
+            offset += take
+            if pending_rows == ROW_GROUP_ROWS:
+                flush()
+    if pending:
+        flush()
+    elif in_part == 0:
+        writer.write_table(schema.empty_table())  # an empty file still has its (empty) row group
+    writer.close()
+    for path in paths[part + 1 :]:  # fewer rows than files: the rest are empty, as slices were
+        with pq.ParquetWriter(str(path), schema, compression="zstd") as empty:
+            empty.write_table(schema.empty_table())
+
+
+def stage(
+    out_dir: str | Path, repo: str, folder: str | Path, progress: Progress | None = None
+) -> PublishResult:
+    """Write the repo layout (Parquet shards under ``data/`` and README.md) into ``folder``,
+    streaming each split's shards batch by batch (memory does not grow with the build)."""
+    progress = progress or Progress.off()
     out_dir, folder = Path(out_dir), Path(folder)
     manifest = _read_manifest(out_dir)
     with output_errors(folder, "--staging-dir"):
@@ -241,38 +335,42 @@ def stage(out_dir: str | Path, repo: str, folder: str | Path) -> PublishResult:
         raise BaylingError(f"{out_dir / 'manifest.json'}: the manifest lists no splits")
     with output_errors(folder, "--staging-dir"):
         (folder / "data").mkdir(parents=True, exist_ok=True)
-    tables: dict[str, pa.Table] = {}
+    census: dict[str, SplitCensus] = {}
     data_files: dict[str, list[str]] = {}
     for split in splits:
+        n_shards = max(1, len(manifest["splits"][split].get("shards") or []))
+        names = [f"data/{split}-{i:05d}-of-{n_shards:05d}.parquet" for i in range(n_shards)]
+        census[split] = SplitCensus()
         try:
-            table = read_split(out_dir, split)
+            # Counting rows reads only the batches' headers (the shards are memory-mapped).
+            rows = sum(batch.num_rows for batch in iter_split_batches(out_dir, split))
+            with (
+                output_errors(folder, "--staging-dir"),
+                progress.phase(f"stage {split}", rows, "rows") as advance,
+            ):
+                _parquet_parts(
+                    iter_split_batches(out_dir, split),
+                    split_schema(out_dir, split),
+                    [folder / name for name in names],
+                    -(-rows // n_shards) or 1,
+                    census[split],
+                    advance,
+                )
         except (OSError, KeyError, pa.ArrowInvalid) as exc:
             raise BaylingError(
                 f"{out_dir / split}: cannot read the split's shards ({exc})"
             ) from None
-        tables[split] = table
-        n_shards = max(1, len(manifest["splits"][split].get("shards") or []))
-        rows_per = -(-table.num_rows // n_shards) or 1
-        names = []
-        for index in range(n_shards):
-            name = f"data/{split}-{index:05d}-of-{n_shards:05d}.parquet"
-            part = table.slice(index * rows_per, rows_per)
-            with output_errors(folder, "--staging-dir"):
-                pq.write_table(part, folder / name, compression="zstd", row_group_size=10_000)
-            names.append(name)
         data_files[split] = names
-    card = build_card(manifest, repo, tables, data_files)
+    card = build_card(manifest, repo, census, data_files)
     with output_errors(folder, "--staging-dir"):
         (folder / "README.md").write_text(card, "utf-8")  # last: a folder without it is unfinished
     files = ("README.md", *[n for names in data_files.values() for n in names])
-    codes = sorted(
-        {c for t in tables.values() for col in _LANGUAGE_COLUMNS for c in _distinct(t, col)}
-    )
+    codes = sorted({c for split in census.values() for c in split.languages})
     return PublishResult(
         repo=repo,
         folder=folder,
         files=files,
-        rows={s: t.num_rows for s, t in tables.items()},
+        rows={s: c.rows for s, c in census.items()},
         dry_run=True,
         languages=tuple(codes),
     )
@@ -334,6 +432,7 @@ def publish(
     endpoint: str | None = None,
     token: str | None = None,
     echo: Callable[[str], None] = print,
+    progress: Progress | None = None,
 ) -> PublishResult:
     """Stage a build as a Hub dataset repo and upload it (or, with ``dry_run``, only stage it).
 
@@ -345,7 +444,7 @@ def publish(
     temporary = staging_dir is None
     folder = Path(tempfile.mkdtemp(prefix="bayling-publish-")) if temporary else Path(staging_dir)
     try:
-        staged = stage(out_dir, repo, folder)
+        staged = stage(out_dir, repo, folder, progress)
     except BaseException:
         if temporary:
             shutil.rmtree(folder, ignore_errors=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,11 +184,38 @@ def write_dataset_dict(out_dir: Path, splits: list[str]) -> None:
     _write_json(out_dir / "dataset_dict.json", {"splits": splits})
 
 
-def read_split(out_dir: Path, split: str) -> pa.Table:
-    """Read a split's shards back with pyarrow alone (no ``datasets`` needed)."""
+def split_files(out_dir: Path, split: str) -> list[Path]:
+    """A split's shard files, in order, as its ``state.json`` lists them."""
     state = json.loads((out_dir / split / "state.json").read_text("utf-8"))
+    return [out_dir / split / entry["filename"] for entry in state["_data_files"]]
+
+
+def iter_shard_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """One shard's record batches, memory-mapped: a batch's buffers are pages of the file, not
+    copies, and the mapping goes when the shard is done, so reading a split of any size holds
+    about a shard's pages at a time. Use each batch before asking for the next shard's."""
+    with pa.memory_map(str(path), "r") as source:
+        yield from pa.ipc.open_stream(source)
+
+
+def iter_split_batches(out_dir: Path, split: str) -> Iterator[pa.RecordBatch]:
+    """A split's record batches, shard after shard (see :func:`iter_shard_batches`)."""
+    for path in split_files(out_dir, split):
+        yield from iter_shard_batches(path)
+
+
+def split_schema(out_dir: Path, split: str) -> pa.Schema:
+    """The schema of a split's shards (its first shard's, ``huggingface`` metadata included)."""
+    with pa.memory_map(str(split_files(out_dir, split)[0]), "r") as source:
+        return pa.ipc.open_stream(source).schema
+
+
+def read_split(out_dir: Path, split: str) -> pa.Table:
+    """Read a split's shards back with pyarrow alone (no ``datasets`` needed). The whole split
+    is in memory: commands that read a build (report, publish, export) stream
+    :func:`iter_split_batches` instead."""
     tables = []
-    for entry in state["_data_files"]:
-        with pa.OSFile(str(out_dir / split / entry["filename"]), "rb") as source:
+    for path in split_files(out_dir, split):
+        with pa.OSFile(str(path), "rb") as source:
             tables.append(pa.ipc.open_stream(source).read_all())
     return pa.concat_tables(tables)
