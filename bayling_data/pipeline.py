@@ -40,7 +40,6 @@ from bayling_data.io.workdir import (
     open_work_dir,
     read_batches,
     read_json,
-    read_table,
     read_tables,
     update_state,
     work_dir_for,
@@ -462,7 +461,7 @@ def _weights(plan: BuildPlan) -> dict[str, float]:
 
 
 def _concat(paths: list[Path]) -> pa.Table:
-    return pa.concat_tables([PROJECTION_SCHEMA.empty_table(), *(read_table(p) for p in paths)])
+    return pa.concat_tables([PROJECTION_SCHEMA.empty_table(), *read_tables(paths)])
 
 
 def _plan(plan: BuildPlan, work: WorkDir, shards: list[int]) -> dict[str, Any]:
@@ -512,7 +511,7 @@ def _mixture(
 ) -> tuple[dict[str, Any], int, list[list[Any]]]:
     """Apply the mixture to the projections of every shard's rows; write each shard's keep mask.
     Returns the realised mixture, the rows kept, and the groups the plan left short."""
-    projections = [read_table(projection_path(work, shard)) for shard in shards]
+    projections = read_tables([projection_path(work, shard) for shard in shards])
     sizes = [table.num_rows for table in projections]
     table = pa.concat_tables([PROJECTION_SCHEMA.empty_table(), *projections])
     keys = table.column("mix_key").to_numpy()

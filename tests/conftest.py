@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bayling_data.executors import InProcessExecutor
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CORPORA = REPO.parent / "shared" / "corpora"
 SAMPLE_RECIPE = REPO / "recipes" / "pivot_zh_en.yaml"
@@ -70,3 +72,21 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
         text=True,
         check=False,
     )
+
+
+class InterruptingExecutor(InProcessExecutor):
+    """Runs ``budget`` work items, then stops the build as Ctrl-C would."""
+
+    def __init__(self, budget: int):
+        self.budget = budget
+
+    def map(self, fn, items, on_done=None):
+        results = []
+        for index, item in enumerate(items):
+            if self.budget == 0:
+                raise KeyboardInterrupt
+            self.budget -= 1
+            results.append(fn(item))
+            if on_done is not None:
+                on_done(index)
+        return results

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_RECIPE
+from conftest import SAMPLE_RECIPE, InterruptingExecutor
 
 from bayling_data.errors import BaylingError, OutputError
 from bayling_data.executors import InProcessExecutor
@@ -198,22 +198,6 @@ def test_an_output_that_cannot_be_put_in_place_keeps_the_finished_work(tmp_path:
 # --- a rerun over an interrupted build's finished work --------------------------------------------
 
 
-class _StopAfter(InProcessExecutor):
-    """Runs ``budget`` work items, then stops the build as Ctrl-C would."""
-
-    def __init__(self, budget: int):
-        self.budget = budget
-
-    def map(self, fn, items):
-        results = []
-        for item in items:
-            if self.budget == 0:
-                raise KeyboardInterrupt
-            self.budget -= 1
-            results.append(fn(item))
-        return results
-
-
 def _done(out: Path) -> list[str]:
     return sorted(path.name for path in (work_dir_for(out) / "done").glob("*.done"))
 
@@ -223,7 +207,7 @@ def test_a_rerun_without_resume_refuses_to_discard_finished_work(tmp_path: Path)
     overrides = [f"output.dir={out}", "execution.shard_segments=8"]
     recipe = load_recipe(SAMPLE_RECIPE, overrides)
     with pytest.raises(KeyboardInterrupt):
-        run_build(recipe, executor=_StopAfter(3))
+        run_build(recipe, executor=InterruptingExecutor(3))
     finished = _done(out)
     assert len(finished) == 4  # the read phase and three work items
 
@@ -244,10 +228,10 @@ def test_a_rerun_without_resume_refuses_to_discard_finished_work(tmp_path: Path)
         run_build(other, resume=True)
     assert _done(out) == finished
 
-    restarted = _StopAfter(10_000)
+    restarted = InterruptingExecutor(10_000)
     run_build(recipe, restart=True, executor=restarted)
     assert (out / "manifest.json").is_file() and not work_dir_for(out).exists()
-    fresh = _StopAfter(10_000)
+    fresh = InterruptingExecutor(10_000)
     run_build(recipe, executor=fresh)  # nothing left over: the plain rerun just builds
     assert restarted.budget == fresh.budget, "--restart redid all the work"
 
@@ -255,7 +239,9 @@ def test_a_rerun_without_resume_refuses_to_discard_finished_work(tmp_path: Path)
 def test_restart_through_the_cli_discards_and_builds(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
-        run_build(load_recipe(SAMPLE_RECIPE, [f"output.dir={out}"]), executor=_StopAfter(1))
+        run_build(
+            load_recipe(SAMPLE_RECIPE, [f"output.dir={out}"]), executor=InterruptingExecutor(1)
+        )
     result = _cli(*_build_args(out, "--restart"))
     assert result.returncode == 0, result.stderr
     assert (out / "manifest.json").is_file() and not work_dir_for(out).exists()
@@ -269,7 +255,7 @@ def test_a_work_folder_with_nothing_finished_is_simply_replaced(tmp_path: Path) 
     out = tmp_path / "out"
     recipe = load_recipe(SAMPLE_RECIPE, [f"output.dir={out}", "execution.executor=inprocess"])
     with pytest.raises(KeyboardInterrupt):
-        run_build(recipe, executor=_StopAfter(0))
+        run_build(recipe, executor=InterruptingExecutor(0))
     (work_dir_for(out) / "done" / "read.done").unlink()  # as if stopped while reading
     run_build(recipe)
     assert (out / "manifest.json").is_file()

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from conftest import InterruptingExecutor
 
 from bayling_data.errors import BaylingError
-from bayling_data.executors import InProcessExecutor, make_executor
+from bayling_data.executors import make_executor
 from bayling_data.filters.dedup import InstructionDedup, PairDedup, RowDedup, SegmentDedup
 from bayling_data.filters.global_filter import slot_masks
 from bayling_data.filters.near_dedup import NearDedup
@@ -180,29 +181,13 @@ def test_a_build_killed_and_resumed_matches_an_uninterrupted_one(
     assert not work_dir_for(out).exists()
 
 
-class _Interrupting(InProcessExecutor):
-    """Runs ``budget`` work items, then stops the build as Ctrl-C would."""
-
-    def __init__(self, budget: int):
-        self.budget = budget
-
-    def map(self, fn, items):
-        results = []
-        for item in items:
-            if self.budget == 0:
-                raise KeyboardInterrupt
-            self.budget -= 1
-            results.append(fn(item))
-        return results
-
-
 def test_resume_continues_and_refuses_another_cut_or_recipe(
     every_filter_recipe: Path, reference: dict, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     overrides = [f"output.dir={out}", "execution.shard_segments=10"]
     with pytest.raises(KeyboardInterrupt):
-        run_build(load_recipe(every_filter_recipe, overrides), executor=_Interrupting(5))
+        run_build(load_recipe(every_filter_recipe, overrides), executor=InterruptingExecutor(5))
     state = json.loads((work_dir_for(out) / "state.json").read_text("utf-8"))
     assert state["shard_segments"] == 10 and state["shards"] > 5
 
@@ -215,10 +200,10 @@ def test_resume_continues_and_refuses_another_cut_or_recipe(
     assert work_dir_for(out).exists(), "a refused resume leaves the unfinished build alone"
 
     # Resuming runs only what is left: the five finished work items are not run again.
-    counting = _Interrupting(10_000)
+    counting = InterruptingExecutor(10_000)
     run_build(load_recipe(every_filter_recipe, overrides), resume=True, executor=counting)
     assert _digest(out) == reference["digest"]
-    fresh = _Interrupting(10_000)
+    fresh = InterruptingExecutor(10_000)
     run_build(load_recipe(every_filter_recipe, overrides), executor=fresh)
     assert (10_000 - counting.budget) == (10_000 - fresh.budget) - 5
 
@@ -229,7 +214,7 @@ def test_resume_through_the_cli_reports_a_refusal_in_one_line(
     out = tmp_path / "out"
     overrides = [f"output.dir={out}", "execution.shard_segments=10"]
     with pytest.raises(KeyboardInterrupt):
-        run_build(load_recipe(every_filter_recipe, overrides), executor=_Interrupting(3))
+        run_build(load_recipe(every_filter_recipe, overrides), executor=InterruptingExecutor(3))
     result = subprocess.run(
         _cli("build", str(every_filter_recipe), "--resume", "--quiet", "--set",
              f"output.dir={out}", "--set", "execution.shard_segments=30"),

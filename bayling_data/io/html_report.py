@@ -441,11 +441,13 @@ def write_report(
     out_dir = Path(out_dir)
     target = Path(to_dir) if to_dir is not None else out_dir / REPORT_DIRNAME
     manifest = read_manifest(out_dir)  # a one-line error when out_dir is not a build
-    tokenizer = _recipe_tokenizer(manifest.get("recipe", {}))
-    collected = _collect(out_dir, manifest, _length_counter(tokenizer), progress)
     key = "--to" if to_dir is not None else "report"
+    # The folder before the reading: a folder that cannot be made fails at once, not after
+    # minutes of progress lines.
     with output_errors(target, key):
         target.mkdir(parents=True, exist_ok=True)
+    tokenizer = _recipe_tokenizer(manifest.get("recipe", {}))
+    collected = _collect(out_dir, manifest, _length_counter(tokenizer), progress)
     result = ReportResult(
         html_path=target / HTML_NAME,
         png_paths={key: target / f"{key}.png" for key in PLOTS},

@@ -105,6 +105,10 @@ def mixture_language(src: str, tgt: str, pivots: Sequence[str]) -> str:
     return tgt if src in pivots and tgt not in pivots else src
 
 
+# What a census records of each candidate row (the driver adds the task).
+CENSUS_COLUMNS = ("mix_key", "src_lang", "tgt_lang", "direction")
+
+
 class RowGate:
     """Which of its candidate rows a task makes.
 
@@ -131,8 +135,7 @@ class RowGate:
         #: The highest key each language's rows may have; None: every row is made.
         self.limits = limits
         self.census = census
-        self.seen: dict[str, list[object]] = {"mix_key": [], "src_lang": [], "tgt_lang": []}
-        self.seen["direction"] = []
+        self.seen: dict[str, list[object]] = {name: [] for name in CENSUS_COLUMNS}
 
     def key(self, *record: object) -> int:
         return stable_hash(self.seed, "mix", self.task, *record)

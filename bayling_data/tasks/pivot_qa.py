@@ -288,7 +288,7 @@ class PivotQATask(ItemTask):
                 pivot = weighted_choice(asked, unit_interval(self.seed, "prompt", *record))
                 produced = True
                 key = self.gate.key(*record)
-                src, tgt, direction = row_languages(variant, pivot, target)
+                src, tgt, direction = variant_languages(variant, pivot, target)
                 if self.gate.admit(key, src, tgt, direction):
                     yield self.render(item_id, variant, pivot, target, versions, record, key)
         if not produced:
@@ -343,7 +343,7 @@ class PivotQATask(ItemTask):
                 pivot_question=p.question, pivot_answer=p.answer, answer=x.answer, **names
             )
             used.append(layout.id)
-        src, tgt, direction = row_languages(variant, pivot, target)
+        src, tgt, direction = variant_languages(variant, pivot, target)
         return {
             "id": content_id(self.name, *(m["content"] for m in messages), answer),
             "messages": [*messages, {"role": "assistant", "content": answer}],
@@ -397,7 +397,7 @@ class PivotQATask(ItemTask):
         )
 
 
-def row_languages(variant: str, pivot: str, target: str) -> tuple[str, str, str]:
+def variant_languages(variant: str, pivot: str, target: str) -> tuple[str, str, str]:
     """(src_lang, tgt_lang, direction) of a row of this variant, as :meth:`render` sets them."""
     if variant == "chat":
         return target, target, f"{target}-{pivot}"
