@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from functools import cache
 from importlib import resources
+from itertools import chain, compress
 from pathlib import Path
 
 import numpy as np
@@ -465,10 +466,16 @@ class FastTextBackend(LidBackend):
         self._codes = {label: map_label(label, "lid176") for label in raw}
 
     def predict(
-        self, texts: Sequence[str], k: int = 1, shouting: np.ndarray | None = None
+        self,
+        texts: Sequence[str],
+        k: int = 1,
+        shouting: np.ndarray | None = None,
+        min_prob: float = 0.0,
     ) -> list[Prediction]:
         """``shouting``: which texts are mostly capitals, when the caller has counted (the lid
-        filter has); otherwise each text is looked at here."""
+        filter has); otherwise each text is looked at here. ``min_prob``: answers after the top
+        one below it are left out (what the lid filter keeps anyway), before any Python object
+        is made for them."""
         lines = list(texts)
         if not lines:
             return []
@@ -482,34 +489,38 @@ class FastTextBackend(LidBackend):
         for index in np.flatnonzero(shouting).tolist():
             lines[index] = lines[index].lower()
         if self.binding == "fasttext-new":
-            return self._predict_batches(lines, k)
+            return self._predict_batches(lines, k, min_prob)
         codes, predict = self._codes, self._model.f.predict  # type: ignore[attr-defined]
-        return [
-            [
+        out = []
+        for line in lines:
+            answer = [
                 (codes[label], min(float(p), 1.0))
                 for p, label in predict(line + "\n", k, 0.0, "replace")
             ]
-            for line in lines
-        ]
+            out.append(answer[:1] + [item for item in answer[1:] if item[1] >= min_prob])
+        return out
 
-    def _predict_batches(self, lines: list[str], k: int) -> list[Prediction]:
+    def _predict_batches(self, lines: list[str], k: int, min_prob: float) -> list[Prediction]:
         """fasttext-new's batch call: labels per line, and all probabilities as one float32
-        buffer with a count per line (one Python object per answer only at the end)."""
+        buffer with a count per line. The answers kept are picked in numpy and made into
+        tuples in one ``zip`` (a comprehension per answer cost more than the model here)."""
         codes, batch = self._codes, self._model.f.predict_batch  # type: ignore[attr-defined]
         out: list[Prediction] = []
         for start in range(0, len(lines), self.BATCH_LINES):
-            labels, flat, counts = batch(
-                lines[start : start + self.BATCH_LINES], k, 0.0, 1, "replace"
-            )
+            chunk = lines[start : start + self.BATCH_LINES]
+            labels, flat, counts = batch(chunk, k, 0.0, 1, "replace")
             # fastText adds 1e-5 before the log: a sure answer comes back a hair above 1.
             probs = np.minimum(np.frombuffer(flat, dtype=np.float32).astype(np.float64), 1.0)
-            values = probs.tolist()
-            position = 0
-            for line_labels, count in zip(labels, counts, strict=True):
-                out.append(
-                    [(codes[label], values[position + j]) for j, label in enumerate(line_labels)]
-                )
-                position += count
+            per_line = np.asarray(counts, dtype=np.int64)
+            first = np.zeros(len(probs), dtype=bool)
+            first[(np.cumsum(per_line) - per_line)[per_line > 0]] = True
+            keep = first | (probs >= min_prob)
+            kept_labels = compress(chain.from_iterable(labels), keep.tolist())
+            kept_codes = map(codes.__getitem__, kept_labels)
+            answers = list(zip(kept_codes, probs[keep].tolist(), strict=True))
+            rows = np.repeat(np.arange(len(chunk)), per_line)[keep]
+            ends = np.cumsum(np.bincount(rows, minlength=len(chunk))).tolist()
+            out.extend(answers[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True))
         return out
 
 
