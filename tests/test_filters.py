@@ -43,6 +43,41 @@ def test_normalize_folds_space_controls_and_unicode():
     assert step.stats.by_key["zho_Hans"] == {"in": 4, "dropped": 0, "reasons": {}}
 
 
+def test_white_space_hint_finds_every_text_the_replace_changes():
+    # The fast path replaces only where _SPACES_HINT matches: it must match exactly there.
+    import pyarrow.compute as pc
+
+    from bayling_data.filters.normalize import _SPACES, _SPACES_HINT
+
+    texts = []
+    for c in map(chr, range(0x3100)):
+        texts += [f"a{c}b", f"a {c}b", f"a{c} b", f"a{c}{c}b", c]
+    texts += ["a b", "a  b", " a", "a ", "\u3000\u3000", "x\u2028y"]
+    arr = pa.array(texts)
+    changed = pc.not_equal(pc.replace_substring_regex(arr, pattern=_SPACES, replacement=" "), arr)
+    assert pc.match_substring_regex(arr, _SPACES_HINT).equals(changed)
+
+
+def test_normalize_fast_paths_equal_the_plain_kernels():
+    import pyarrow.compute as pc
+
+    from bayling_data.filters.normalize import _CONTROL, _SPACES
+
+    texts = pa.array(
+        ["plain ascii", "Cafe\u0301  au\tlait", None, "\x07bell", "ﬁ wide\u3000space", "", " x "]
+    )
+    plain = pc.utf8_trim_whitespace(
+        pc.replace_substring_regex(
+            pc.replace_substring_regex(
+                pc.utf8_normalize(texts, form="NFC"), pattern=_CONTROL, replacement=""
+            ),
+            pattern=_SPACES,
+            replacement=" ",
+        )
+    )
+    assert Normalize(fix_encoding=False).transform(texts, "eng_Latn").equals(plain)
+
+
 def test_nfkc_is_optional():
     assert Normalize("NFKC")(segments(["ｆｕｌｌ"], ["，"]))["eng_Latn"].to_pylist() == ["full"]
     assert Normalize("NFC")(segments(["ｆｕｌｌ"], ["，"]))["zho_Hans"].to_pylist() == ["，"]

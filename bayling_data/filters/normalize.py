@@ -25,11 +25,41 @@ from bayling_data.languages import registry
 _CONTROL = r"[\x{0}-\x{8}\x{b}\x{c}\x{e}-\x{1f}\x{7f}-\x{9f}\x{feff}]"
 # Runs of any white space, including no-break and ideographic spaces, become one ASCII space.
 _SPACES = r"[\s\p{Zs}\x{2028}\x{2029}]+"
+# The texts that _SPACES changes: two white-space characters in a row, or one that is not the
+# ASCII space (RE2's \s is [\t\n\f\r ]; [^\P{Zs} ] is a Zs space other than " "). Checked
+# equal to "the replace changes the text" over U+0000-U+30FF in tests/test_filters.py.
+_SPACES_HINT = r"[\s\p{Zs}\x{2028}\x{2029}]{2}|[\t\n\f\r\x{2028}\x{2029}]|[^\P{Zs} ]"
 # Characters that appear when UTF-8 was decoded as Latin-1 / cp1252 (mojibake), or the
 # replacement character: only texts holding one go through ftfy's own (slower) check.
 _MOJIBAKE_HINT = r"[\x{c2}\x{c3}\x{c5}\x{c6}\x{e2}\x{20ac}\x{2122}\x{fffd}]"
 # Punctuation that Moses' normalizer rewrites; texts without any are left alone.
 _MOSES_HINT = r"[\"'`´‘’‚“”„«»–—…\x{a0}]|\s[,.!?;:]|  "
+
+
+def replace_where(texts: pa.Array, hint: str, pattern: str, replacement: str) -> pa.Array:
+    """``replace_substring_regex`` on the texts ``hint`` matches only: matching is several times
+    cheaper than replacing (white space: 35 ms against 410 ms on 124k bible lines, most of which
+    hold single spaces only), and most texts need no change."""
+    rows = pc.fill_null(pc.match_substring_regex(texts, hint), False)
+    count = pc.sum(rows).as_py() or 0
+    if count == 0:
+        return texts
+    if count == len(texts) - texts.null_count:
+        return pc.replace_substring_regex(texts, pattern=pattern, replacement=replacement)
+    fixed = pc.replace_substring_regex(texts.filter(rows), pattern=pattern, replacement=replacement)
+    return pc.replace_with_mask(texts, rows, fixed)
+
+
+def unicode_normalize(texts: pa.Array, form: str) -> pa.Array:
+    """``utf8_normalize`` on the texts that are not pure ASCII (ASCII is in every form already;
+    about half of an English-German corpus is)."""
+    rows = pc.invert(pc.fill_null(pc.string_is_ascii(texts), True))
+    count = pc.sum(rows).as_py() or 0
+    if count == 0:
+        return texts
+    if count == len(texts):
+        return pc.utf8_normalize(texts, form=form)
+    return pc.replace_with_mask(texts, rows, pc.utf8_normalize(texts.filter(rows), form=form))
 
 
 class NormalizeConfig(StrictModel):
@@ -148,11 +178,11 @@ class Normalize(SegmentFilter):
         if self.fix_encoding:
             texts = fix_mojibake(texts)
         if self.unicode != "none":
-            texts = pc.utf8_normalize(texts, form=self.unicode)
+            texts = unicode_normalize(texts, self.unicode)
         if self.remove_control:
-            texts = pc.replace_substring_regex(texts, pattern=_CONTROL, replacement="")
+            texts = replace_where(texts, _CONTROL, _CONTROL, "")
         if self.collapse_whitespace:
-            texts = pc.replace_substring_regex(texts, pattern=_SPACES, replacement=" ")
+            texts = replace_where(texts, _SPACES_HINT, _SPACES, " ")
         texts = pc.utf8_trim_whitespace(texts)
         if self.moses and unit_for(lang, "auto") == "words":
             # Moses' rules are written for space-separated scripts; CJK punctuation is left as is.

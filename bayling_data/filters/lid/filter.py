@@ -38,6 +38,7 @@ from bayling_data.filters.lid.backends import (
     Prediction,
     ScriptBackend,
     code_rows,
+    extra_scripts,
     languages_match,
     make_backend,
     mostly_upper,
@@ -46,7 +47,7 @@ from bayling_data.filters.lid.backends import (
 )
 from bayling_data.filters.lid.calibration import CalibrationTable, default_table_path
 from bayling_data.filters.lid.rules import CONTRARY, NEVER, UNLIKELY, ColumnRule
-from bayling_data.languages import registry
+from bayling_data.languages import Language, registry
 
 log = logging.getLogger(__name__)
 
@@ -380,21 +381,65 @@ class LanguageIdFilter(SegmentFilter):
             predictions = self._predict([strings[i] for i in ask], upper[ask], counts[ask])
         else:
             predictions = [kept_answers(answers[i]) for i in ask.tolist()]
-        own = script_letters(expected.script)
-        code = expected.code
-        for i, prediction in zip(ask.tolist(), predictions, strict=True):
-            if not prediction:
-                continue
-            label, prob = prediction[0]
-            labels[i], probs[i] = label, prob
-            consistent[i] = self._script.consistent(counts[i], label, own)
-            expected_prob[i] = sum(p for other, p in prediction if languages_match(other, code))
-            if not consistent[i] and _shares_letters(label, own):
-                # "Japanese" for kanji without kana is Han text: evidence for a Han column.
-                expected_prob[i] += prob
+        self._read_answers(
+            expected, counts, ask, predictions, labels, probs, consistent, expected_prob
+        )
         return Observation(
             routes, share, sig_share, wrong, labels, probs, consistent, expected_prob
         )
+
+    def _read_answers(
+        self,
+        expected: Language,
+        counts: np.ndarray,
+        ask: np.ndarray,
+        predictions: list[Prediction],
+        labels: list[str | None],
+        probs: np.ndarray,
+        consistent: np.ndarray,
+        expected_prob: np.ndarray,
+    ) -> None:
+        """Fill the per-text answer columns in place from the model's answers for ``ask``.
+
+        Column-wise where it pays: the script check runs once per distinct top label over its
+        rows' letter counts (most labels add no script, so most rows need none); the sums of
+        p(expected language) stay a comprehension (one to three answers a text)."""
+        own = script_letters(expected.script)
+        code = expected.code
+        answered = [j for j, prediction in enumerate(predictions) if prediction]
+        if not answered:
+            return
+        rows = ask[answered]
+        top = [predictions[j][0] for j in answered]
+        top_labels = [label for label, _ in top]
+        top_probs = np.array([prob for _, prob in top], dtype=float)
+        row_list = rows.tolist()
+        for i, label in zip(row_list, top_labels, strict=True):
+            labels[i] = label
+        probs[rows] = top_probs
+        by_label: dict[str, list[int]] = {}
+        for j, label in enumerate(top_labels):
+            by_label.setdefault(label, []).append(j)
+        fits = np.ones(len(rows), dtype=bool)
+        han_evidence = np.zeros(len(rows), dtype=bool)
+        for label, where in by_label.items():
+            extra = extra_scripts(label, own)
+            if extra:
+                share = self._script.share(counts[rows[where]], extra)
+                fits[where] = share >= DISTINCT_MIN_SHARE
+                han_evidence[where] = _shares_letters(label, own)
+        consistent[rows] = fits
+        sums = np.array(
+            [
+                sum(p for other, p in predictions[j] if languages_match(other, code))
+                for j in answered
+            ],
+            dtype=float,
+        )
+        # "Japanese" for kanji without kana is Han text: evidence for a Han column.
+        boost = ~fits & han_evidence
+        sums[boost] += top_probs[boost]
+        expected_prob[rows] = sums
 
     def _predict(self, texts: list[str], upper: np.ndarray, counts: np.ndarray) -> list[Prediction]:
         """The model's answers for each text (:func:`kept_answers`), run once per distinct text:
@@ -415,10 +460,11 @@ class LanguageIdFilter(SegmentFilter):
             backend = self.backend
             if isinstance(backend, FastTextBackend):
                 shouting = mostly_upper(upper[rows], counts[rows].sum(axis=1))
-                answers = backend.predict(asked, k=TOP_K, shouting=shouting)
+                # The backend leaves out what kept_answers would, before making any tuple.
+                answers = backend.predict(asked, k=TOP_K, shouting=shouting, min_prob=MIN_KEPT_PROB)
             else:
-                answers = backend.predict(asked, k=TOP_K)
-            fresh = dict(zip(missing, map(kept_answers, answers), strict=True))
+                answers = list(map(kept_answers, backend.predict(asked, k=TOP_K)))
+            fresh = dict(zip(missing, answers, strict=True))
             if len(memo) + len(fresh) > self.memo_size:
                 memo.clear()
             memo.update(fresh)
