@@ -324,9 +324,11 @@ def _run_jobs(
 
 def _leg_phase(stages: Stages, leg: Any, legs: list[Any]) -> str:
     """A leg's progress label: its number and the stages it runs, first to last."""
+    # A leg of no steps of its own (a recipe that opens with a global filter) shows that filter.
+    steps = leg.steps or [step for step in (leg.opens_with, leg.closes_with) if step is not None]
     names = [
         "tasks" if step.kind == "tasks" else getattr(stages.stage(step), "name", step.kind)
-        for step in leg.steps
+        for step in steps
     ]
     span = names[0] if len(names) == 1 else f"{names[0]} .. {names[-1]}"
     return f"leg {leg.index + 1}/{len(legs)} ({span})"

@@ -155,3 +155,20 @@ def test_executors_report_each_finished_item(make):
         assert executor.map(abs, [-3, 1, -2, 5], on_done=done.append) == [3, 1, 2, 5]
         assert executor.map(abs, [-1, -2]) == [1, 2]
     assert sorted(done) == [0, 1, 2, 3]
+
+
+def test_a_recipe_that_opens_with_a_global_filter_labels_its_first_leg(tmp_path: Path):
+    """The first leg holds no step of its own, only the global dedup that closes it."""
+    recipe = SAMPLE_RECIPE.read_text("utf-8").replace(
+        "filters:\n", "filters:\n  - {type: dedup, level: row, normalize: false}\n", 1
+    )
+    recipe_file = tmp_path / "opens_with_dedup.yaml"
+    recipe_file.write_text(recipe, "utf-8")
+    done = run_cli(
+        "build", str(recipe_file), "--set", f"output.dir={tmp_path / 'out'}", env=EVERY_ADVANCE
+    )
+    assert done.returncode == 0, done.stderr
+    legs = [
+        name for name in _phases(_lines(done.stderr, "build"), "build") if name.startswith("leg ")
+    ]
+    assert legs[0].startswith("leg 1/") and legs[0].endswith("(dedup_row)"), legs
