@@ -252,11 +252,14 @@ class ScriptBackend:
         lengths = np.fromiter((len(text) for text in texts), dtype=np.int64, count=n)
         points = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), np.uint32)
         table = _CHAR_SCRIPT
-        distinct = np.unique(points)
-        for point in distinct[table[distinct] == _UNSET].tolist():
-            table[point] = SCRIPT_INDEX.get(char_script(chr(point)), _OTHER)
-            _CHAR_UPPER[point] = chr(point).isupper()
-        ids = table[points].astype(np.int64)
+        looked_up = table[points]
+        unset = looked_up == _UNSET
+        if unset.any():  # characters never seen before: rare once a corpus is under way
+            for point in np.unique(points[unset]).tolist():
+                table[point] = SCRIPT_INDEX.get(char_script(chr(point)), _OTHER)
+                _CHAR_UPPER[point] = chr(point).isupper()
+            looked_up = table[points]
+        ids = looked_up.astype(np.int64)
         rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
         flat = np.bincount(rows * len(SCRIPTS) + ids, minlength=n * len(SCRIPTS))
         counts = flat.reshape(n, len(SCRIPTS))
