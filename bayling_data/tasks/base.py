@@ -163,8 +163,8 @@ def append_row(out: dict[str, list[object]], **values: object) -> None:
     Every column must be given (src_text / tgt_text may be None; mix_key comes from the task's
     :class:`RowGate`): a missing one is a bug, and the KeyError says which.
     """
-    for name in WORK_INSTRUCTION_SCHEMA.names:
-        out[name].append(values[name])
+    for name, column in out.items():  # new_columns() made them in the schema's order
+        column.append(values[name])
 
 
 def new_columns() -> dict[str, list[object]]:

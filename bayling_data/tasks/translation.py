@@ -92,6 +92,7 @@ class TranslationTask(LanguagesMixin, SegmentTask):
     ):
         super().__init__()
         self.init_languages(pivots, targets, prompt_languages, seed, lang_registry)
+        self._names: dict[tuple[str, str, str], dict[str, str]] = {}
         self.directions = checked_choices(directions, DIRECTIONS, "directions")
         self.templates = templates or load_templates(self.name)
         if not 0.0 <= system_prompt <= 1.0:
@@ -127,10 +128,15 @@ class TranslationTask(LanguagesMixin, SegmentTask):
         return templates[stable_hash(self.seed, salt, *record) % len(templates)]
 
     def names(self, src: str, tgt: str, prompt_lang: str) -> dict[str, str]:
-        return {
-            "src_name": self.registry.prompt_name(src, prompt_lang),
-            "tgt_name": self.registry.prompt_name(tgt, prompt_lang),
-        }
+        """The languages' names in the prompt's language (looked up once per direction)."""
+        found = self._names.get((src, tgt, prompt_lang))
+        if found is None:
+            found = {
+                "src_name": self.registry.prompt_name(src, prompt_lang),
+                "tgt_name": self.registry.prompt_name(tgt, prompt_lang),
+            }
+            self._names[(src, tgt, prompt_lang)] = found
+        return found
 
     def prompt(
         self,
