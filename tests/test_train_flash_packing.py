@@ -18,14 +18,16 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
 import torch.nn.functional as F  # noqa: E402
-from train_fixtures import TINY_LLAMA, train_assets  # noqa: E402
+from train_fixtures import TINY_LLAMA, train_assets, train_config  # noqa: E402
 from transformers import modeling_flash_attention_utils as flash_utils  # noqa: E402
 from transformers.integrations.flash_attention import flash_attention_forward  # noqa: E402
 from transformers.masking_utils import AttentionMaskInterface, flash_attention_mask  # noqa: E402
 from transformers.modeling_utils import AttentionInterface  # noqa: E402
 
 from bayling_data.train.chat_templates import template_text  # noqa: E402
+from bayling_data.train.config import TrainConfig  # noqa: E402
 from bayling_data.train.data import Corpus, tokenize_build  # noqa: E402
+from bayling_data.train.loop import train  # noqa: E402
 from bayling_data.train.packing import (  # noqa: E402
     Batch,
     batch_token_losses,
@@ -287,3 +289,33 @@ def test_flash_packed_gradients_equal_sdpa_packed_gradients(setup, batch_size):
         model.zero_grad()
     for name, grad in grads["sdpa"].items():
         torch.testing.assert_close(grads[EMULATED_FLASH][name], grad, atol=1e-5, rtol=1e-4)
+
+
+def test_training_under_flash_logs_the_losses_of_training_under_sdpa(setup, tmp_path_factory):
+    """The loop end to end at batch 4 (the bundled recipe's): same losses step by step, overall
+    and per language and direction. (The config allows only real implementations, so the emulated
+    one is set after validation.)"""
+    pytest.importorskip("accelerate")
+    assets = train_assets(tmp_path_factory)
+    histories = {}
+    for implementation in ("sdpa", EMULATED_FLASH):
+        out = tmp_path_factory.mktemp(f"loop_{implementation}")
+        config = TrainConfig.model_validate(
+            train_config(
+                assets, out, data={"max_length": 512}, optim={"max_steps": 3, "batch_size": 4}
+            )
+        )
+        model = config.model.model_copy(update={"attn_implementation": implementation})
+        config = config.model_copy(update={"model": model})
+        histories[implementation] = train(config, log=lambda *_: None).history
+    for sdpa_entry, flash_entry in zip(*histories.values(), strict=True):
+        assert flash_entry["batches"] == sdpa_entry["batches"]
+        assert flash_entry["trained_tokens"] == sdpa_entry["trained_tokens"]
+        assert flash_entry["loss"] == pytest.approx(sdpa_entry["loss"], rel=1e-4)
+        for kind in ("loss_by_lang", "loss_by_direction"):
+            assert flash_entry[kind].keys() == sdpa_entry[kind].keys()
+            for group, (loss, n) in sdpa_entry[kind].items():
+                assert flash_entry[kind][group][1] == n
+                assert flash_entry[kind][group][0] == pytest.approx(loss, rel=1e-4), group
+    first_step = histories["sdpa"][0]["batches"]
+    assert any(len(sequence) > 1 for micro_batch in first_step for sequence in micro_batch)
