@@ -97,9 +97,10 @@ class Flattened:
     position_ids: torch.Tensor  # (1, N), restarting at each packed row
     labels: torch.Tensor  # (1, N)
     kept: torch.Tensor  # (B, L) bool, where the N tokens sit in the batch
-    attention_kwargs: dict  # cu_seq_lens_q/k and max_length_q/k, as FlashAttentionKwargs
+    attention_kwargs: dict[str, torch.Tensor | int]  # cu_seq_lens_q/k, max_length_q/k
 
     def forward_logits(self, model) -> torch.Tensor:
+        """(1, N, V); the kwargs reach every attention layer (FlashAttentionKwargs), no mask."""
         return model(
             input_ids=self.input_ids,
             position_ids=self.position_ids,
