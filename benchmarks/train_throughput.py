@@ -18,7 +18,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from bayling_data.train.metrics import count_parameters, device_peak_tflops, mfu
-from bayling_data.train.packing import IGNORE, Batch, forward_logits, token_losses
+from bayling_data.train.packing import IGNORE, Batch, batch_token_losses
 
 
 def synthetic_batch(batch: int, seq_len: int, vocab: int, row_len: int, gen: torch.Generator):
@@ -88,7 +88,7 @@ def main() -> None:
             torch.cuda.synchronize()
         start = time.perf_counter()
         with autocast:
-            losses, trained = token_losses(forward_logits(model, batch, args.attn), batch.labels)
+            losses, trained = batch_token_losses(model, batch, args.attn)
         (losses.sum() / trained.sum()).backward()
         optimizer.step()
         optimizer.zero_grad()

@@ -22,7 +22,7 @@ from bayling_data.train.chat_templates import template_text
 from bayling_data.train.config import TrainConfig, TrainConfigError
 from bayling_data.train.data import Corpus, load_corpus, plan_epoch
 from bayling_data.train.metrics import GroupedLoss, count_parameters, device_peak_tflops, mfu
-from bayling_data.train.packing import Batch, collate, forward_logits, token_losses
+from bayling_data.train.packing import Batch, batch_token_losses, collate
 from bayling_data.train.tokenize import MaskSpec
 
 STATE_FILE = "trainer_state.json"
@@ -259,7 +259,7 @@ def held_out_loss(accelerator, model, corpus: Corpus, config: TrainConfig, pad_i
     mine = plan.micro_batches[accelerator.process_index :: accelerator.num_processes]
     for sequences in mine:
         batch = collate(corpus, sequences, pad_id).to(accelerator.device)
-        losses, trained = token_losses(forward_logits(model, batch, impl), batch.labels)
+        losses, trained = batch_token_losses(model, batch, impl)
         totals += torch.stack([losses.sum().double(), trained.sum().double()])
     model.train()
     totals = accelerator.reduce(totals, "sum")
@@ -391,9 +391,7 @@ def train(config: TrainConfig, log=print) -> TrainResult:
         scale = world * accumulation / global_trained.clamp(min=1.0)
         for batch in batches:
             with accelerator.accumulate(model):
-                losses, trained = token_losses(
-                    forward_logits(model, batch, implementation), batch.labels
-                )
+                losses, trained = batch_token_losses(model, batch, implementation)
                 loss_sum = losses.sum()
                 accelerator.backward(loss_sum * scale)
                 if accelerator.sync_gradients and config.optim.max_grad_norm:

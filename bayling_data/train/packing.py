@@ -2,9 +2,13 @@
 
 Several rows share one sequence; each row's positions restart at 0, its first token's label is
 -100 (nothing before it in the row predicts it), and attention is block-diagonal: an explicit
-mask for eager and sdpa attention, or reset ``position_ids`` alone for flash-attention, which
-transformers turns into varlen calls. ``use_cache=False`` always: with a cache, transformers skips
-packed-sequence detection and rows silently attend to one another.
+mask for eager and sdpa attention. Flash-attention takes no such mask, and transformers only reads
+row boundaries from reset ``position_ids`` when the batch is one sequence, so a micro-batch of
+several would let its rows attend to one another: for flash-attention the micro-batch is flattened
+into one padding-free sequence with the boundaries passed as ``cu_seq_lens`` (what
+``DataCollatorWithFlattening`` does), and the losses are put back where the packed batch has them.
+``use_cache=False`` always: with a cache, transformers skips packed-sequence detection and rows
+silently attend to one another.
 """
 
 from __future__ import annotations
@@ -78,10 +82,62 @@ def collate(
     return Batch(input_ids, labels, position_ids, segments, lang, direction, sequences)
 
 
+def uses_flash_attention(implementation: str) -> bool:
+    """transformers' own test (``is_flash_attention_requested``): flash_attention_2/3/4, hub kernels
+    such as kernels-community/flash-attn2 and paged variants all run varlen from cu_seq_lens and
+    ignore a dense mask."""
+    return "flash" in implementation
+
+
+@dataclass
+class Flattened:
+    """A micro-batch as one padding-free sequence: the packed rows of every sequence end to end."""
+
+    input_ids: torch.Tensor  # (1, N), N = real tokens of the batch
+    position_ids: torch.Tensor  # (1, N), restarting at each packed row
+    labels: torch.Tensor  # (1, N)
+    kept: torch.Tensor  # (B, L) bool, where the N tokens sit in the batch
+    attention_kwargs: dict[str, torch.Tensor | int]  # cu_seq_lens_q/k, max_length_q/k
+
+    def forward_logits(self, model) -> torch.Tensor:
+        """(1, N, V); the kwargs reach every attention layer (FlashAttentionKwargs), no mask."""
+        return model(
+            input_ids=self.input_ids,
+            position_ids=self.position_ids,
+            use_cache=False,
+            **self.attention_kwargs,
+        ).logits
+
+
+def flatten(batch: Batch) -> Flattened:
+    """One sequence of the batch's real tokens, each packed row its own varlen segment.
+
+    The boundaries are given explicitly (not left for transformers to infer from position_ids) so
+    that every flash path, kernels included, runs varlen over exactly the packed rows."""
+    kept = batch.segments > 0
+    position_ids = batch.position_ids[kept]
+    starts = (position_ids == 0).nonzero().view(-1)
+    total = torch.tensor([position_ids.numel()], device=starts.device)
+    cu_seq_lens = torch.cat([starts, total]).to(torch.int32)
+    max_length = int(cu_seq_lens.diff().max())
+    return Flattened(
+        input_ids=batch.input_ids[kept][None],
+        position_ids=position_ids[None],
+        labels=batch.labels[kept][None],
+        kept=kept,
+        attention_kwargs={
+            "cu_seq_lens_q": cu_seq_lens,
+            "cu_seq_lens_k": cu_seq_lens,
+            "max_length_q": max_length,
+            "max_length_k": max_length,
+        },
+    )
+
+
 def block_causal_mask(segments: torch.Tensor, implementation: str, dtype: torch.dtype):
     """(B, 1, L, L): a token sees earlier tokens of its own row (padding sees padding), as bool
-    for sdpa and as an additive float mask for eager; None for flash-attention (varlen instead)."""
-    if implementation.startswith("flash_attention"):
+    for sdpa and as an additive float mask for eager; None for flash-attention (see ``flatten``)."""
+    if uses_flash_attention(implementation):
         return None
     length = segments.shape[1]
     causal = torch.ones(length, length, dtype=torch.bool, device=segments.device).tril()
@@ -94,7 +150,14 @@ def block_causal_mask(segments: torch.Tensor, implementation: str, dtype: torch.
 
 
 def forward_logits(model, batch: Batch, implementation: str) -> torch.Tensor:
-    """The model's logits for a batch, rows kept apart."""
+    """The model's logits for a batch (B, L, V), rows kept apart; under flash-attention the
+    padding's logits are 0 (padding is never run)."""
+    if uses_flash_attention(implementation):
+        flat = flatten(batch)
+        flat_logits = flat.forward_logits(model)
+        logits = flat_logits.new_zeros(*batch.input_ids.shape, flat_logits.shape[-1])
+        logits[flat.kept] = flat_logits[0]
+        return logits
     dtype = next(model.parameters()).dtype
     mask = block_causal_mask(batch.segments, implementation, dtype)
     return model(
@@ -116,3 +179,23 @@ def token_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tens
         reduction="none",
     ).view(targets.shape)
     return losses, targets != IGNORE
+
+
+def batch_token_losses(
+    model, batch: Batch, implementation: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``token_losses`` of the batch's logits, rows kept apart under every attention.
+
+    Under flash-attention the losses are taken on the flattened sequence (no (B, L, V) copy of the
+    logits) and put back at their (B, L-1) places. Where the flat sequence runs from one row into
+    the next, the target is a row's first token, whose label is -100: no loss crosses rows."""
+    if not uses_flash_attention(implementation):
+        return token_losses(forward_logits(model, batch, implementation), batch.labels)
+    flat = flatten(batch)
+    flat_losses, _ = token_losses(flat.forward_logits(model), flat.labels)
+    sequence, position = flat.kept.nonzero(as_tuple=True)
+    sequence, position = sequence[1:], position[1:]  # the targets of the flat losses
+    has_context = position > 0  # a sequence's first token is no target in the packed batch
+    losses = flat_losses.new_zeros(batch.labels.shape[0], batch.labels.shape[1] - 1)
+    losses[sequence[has_context], position[has_context] - 1] = flat_losses[0][has_context]
+    return losses, batch.labels[:, 1:] != IGNORE
