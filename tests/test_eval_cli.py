@@ -12,10 +12,10 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("sacrebleu")
 
-from train_fixtures import TINY_LLAMA, train_tokenizer  # noqa: E402
+from train_fixtures import TINY_LLAMA, train_tokenizer
 
-from bayling_data.cli import EXIT_USER_ERROR, main  # noqa: E402
-from bayling_data.sources.samples import resolve_source_path  # noqa: E402
+from bayling_data.cli import EXIT_USER_ERROR, main
+from bayling_data.sources.samples import resolve_source_path
 
 FLORES = resolve_source_path("sample:flores200")
 DIRECTIONS = "eng_Latn-deu_Latn,deu_Latn-zho_Hans"

@@ -89,7 +89,8 @@ class DirectionScore:
 
 
 def parse_directions(text: str | Sequence[str] | None) -> list[tuple[str, str]] | None:
-    """``eng_Latn-deu_Latn,zh-sw`` as Flores-200 code pairs (any code or name the registry knows)."""
+    """``eng_Latn-deu_Latn,zh-sw`` as Flores-200 code pairs (any code or name the registry
+    knows)."""
     if text is None:
         return None
     items = text.split(",") if isinstance(text, str) else list(text)
@@ -309,9 +310,7 @@ def generate_batched(
                 eos_token_id=stops,
             )
         new = out[:, batch["input_ids"].shape[1] :]
-        answers += [
-            text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)
-        ]
+        answers += [text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)]
         if on_batch:
             on_batch(len(texts))
     return answers
@@ -449,19 +448,32 @@ def _lines(texts: list[str]) -> str:
     return "".join(" ".join(text.splitlines()) + "\n" for text in texts)
 
 
+def other_language(score: DirectionScore) -> str:
+    """The non-pivot side of a direction (the target between the two pivots)."""
+    return score.src if score.tgt in PIVOTS and score.src not in PIVOTS else score.tgt
+
+
+def direction_kind(score: DirectionScore) -> str:
+    """``X→zho_Hans``, ``eng_Latn→X`` for Flores pivot directions; the direction itself else."""
+    if score.tier == "pivot" or not score.test_set.startswith("flores"):
+        return f"{score.src}→{score.tgt}"
+    return f"X→{score.tgt}" if other_language(score) == score.src else f"{score.src}→X"
+
+
+def _tier_order(item: tuple[tuple[str, str], list[DirectionScore]]) -> tuple[str, bool, str]:
+    (kind, tier), _ = item
+    return kind, tier == "all", tier
+
+
 def averages(scores: list[DirectionScore]) -> list[tuple[str, str, int, float, float]]:
     """(group, tier, directions, BLEU, chrF++) averages: Flores by direction kind and tier."""
     groups: dict[tuple[str, str], list[DirectionScore]] = {}
     for score in scores:
         if score.test_set.startswith("flores") and score.tier != "pivot":
-            kind = (
-                f"X→{score.tgt}" if score.tgt in PIVOTS and score.src not in PIVOTS
-                else f"{score.src}→X"
-            )
             for tier in (score.tier, "all"):
-                groups.setdefault((kind, tier), []).append(score)
+                groups.setdefault((direction_kind(score), tier), []).append(score)
     rows = []
-    for (kind, tier), members in sorted(groups.items()):
+    for (kind, tier), members in sorted(groups.items(), key=_tier_order):
         bleu = sum(s.bleu for s in members) / len(members)
         chrf = sum(s.chrf for s in members) / len(members)
         rows.append((kind, tier, len(members), round(bleu, 2), round(chrf, 2)))
@@ -472,14 +484,15 @@ def scores_markdown(
     scores: list[DirectionScore], settings: EvalSettings, tokenizer_note: str
 ) -> str:
     """The paper-style table: every direction, then averages by resource tier."""
+    with_comet = any(s.comet is not None for s in scores)
     lines = [
         f"# Translation scores: {settings.model}",
         "",
         f"BLEU tokenizer: {tokenizer_note}. chrF++ is chrF with word n-grams of order 2.",
         "",
         "| test set | direction | tier | sentences | BLEU | chrF++ |"
-        + (" COMET |" if any(s.comet is not None for s in scores) else ""),
-        "|---|---|---|---:|---:|---:|" + ("---:|" if any(s.comet is not None for s in scores) else ""),
+        + (" COMET |" if with_comet else ""),
+        "|---|---|---|---:|---:|---:|" + ("---:|" if with_comet else ""),
     ]
     for s in scores:
         comet = f" {s.comet:.2f} |" if s.comet is not None else ""
@@ -511,18 +524,14 @@ def scores_plot(scores: list[DirectionScore], path: Path) -> None:
 
     by_language: dict[str, dict[str, float]] = {}
     for s in scores:
-        other = s.src if s.tgt in PIVOTS and s.src not in PIVOTS else s.tgt
-        kind = (
-            f"{s.src[:3]}→{s.tgt[:3]}" if s.tier == "pivot" or not s.test_set.startswith("flores")
-            else ("X→" + s.tgt[:3] if other == s.src else s.src[:3] + "→X")
-        )
+        kind = direction_kind(s)
         if not s.test_set.startswith("flores"):
             kind = f"{s.test_set} {kind}"
-        by_language.setdefault(other, {})[kind] = s.chrf
+        by_language.setdefault(other_language(s), {})[kind] = s.chrf
     kinds = sorted({kind for values in by_language.values() for kind in values})
     languages = sorted(by_language)
     width = 0.8 / max(len(kinds), 1)
-    figure, axes = plt.subplots(figsize=(max(6.0, 0.6 * len(languages) * max(len(kinds), 1) / 2), 4))
+    figure, axes = plt.subplots(figsize=(max(6.0, 0.3 * len(languages) * max(len(kinds), 1)), 4))
     for index, kind in enumerate(kinds):
         xs = [i + index * width for i, lang in enumerate(languages) if kind in by_language[lang]]
         ys = [by_language[lang][kind] for lang in languages if kind in by_language[lang]]
@@ -568,7 +577,9 @@ def run_eval(
     wanted = parse_directions(settings.directions)
     test_sets: list[TestSet] = []
     if settings.flores is not None:
-        test_sets += flores_test_sets(settings.flores, settings.flores_split, wanted, settings.limit)
+        test_sets += flores_test_sets(
+            settings.flores, settings.flores_split, wanted, settings.limit
+        )
     for path in settings.wmt:
         wmt = wmt_test_set(path, settings.limit)
         if wanted is None or (wmt.src, wmt.tgt) in wanted:
@@ -578,7 +589,9 @@ def run_eval(
     if not test_sets:
         raise EvalError("no direction to evaluate (check --directions against the test sets)")
     render_prompt = prompt_renderer(settings.prompt_template)
-    prompts = {ts.key: [render_prompt(ts.src, ts.tgt, text) for text in ts.sources] for ts in test_sets}
+    prompts = {
+        ts.key: [render_prompt(ts.src, ts.tgt, text) for text in ts.sources] for ts in test_sets
+    }
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
