@@ -602,7 +602,12 @@ def run_eval(
     from bayling_data.train.chat_templates import template_text
 
     model, tokenizer = load_model(settings.model, settings.dtype)
-    chat_template = template_text(settings.chat_template, tokenizer)
+    try:
+        chat_template = template_text(settings.chat_template, tokenizer)
+    except OSError as err:
+        raise EvalError(f"--chat-template: {settings.chat_template}: {err.strerror}") from None
+    except BaylingError as err:  # the train config's wording names data.template
+        raise EvalError(f"--chat-template: {str(err).partition(': ')[2]}") from None
     comet_model = load_comet(settings.comet, say)
     spm = flores200_spm_available()
     note = (
