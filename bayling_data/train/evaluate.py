@@ -281,7 +281,6 @@ def generate_batched(
     prompts: list[str],
     batch_size: int,
     max_new_tokens: int,
-    on_batch: Callable[[int], None] | None = None,
 ) -> list[str]:
     """Greedy answers, left-padded batches, stopping at any of :func:`stop_token_ids`."""
     import torch
@@ -311,8 +310,6 @@ def generate_batched(
             )
         new = out[:, batch["input_ids"].shape[1] :]
         answers += [text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)]
-        if on_batch:
-            on_batch(len(texts))
     return answers
 
 
