@@ -170,6 +170,43 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("config", type=Path, help="training config YAML file")
     _add_overrides(train)
 
+    evaluate = commands.add_parser(
+        "eval",
+        help="translate Flores/WMT test sets with a model; BLEU, chrF++ (sacrebleu), a table",
+    )
+    evaluate.add_argument("model", help="local checkpoint folder, or a Hub id when online")
+    evaluate.add_argument("--flores", help="Flores-200/101 folder (or sample:flores200)")
+    evaluate.add_argument("--flores-split", default="devtest", help="default: devtest")
+    evaluate.add_argument(
+        "--wmt",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="WMT test set prefix, text or SGML, e.g. wmt22/generaltest2022.zh-en (repeatable)",
+    )
+    evaluate.add_argument(
+        "--directions",
+        metavar="SRC-TGT,...",
+        help="e.g. eng_Latn-deu_Latn,swh-zh (default: every language to and from zh and en)",
+    )
+    evaluate.add_argument("--limit", type=int, metavar="N", help="sentences per direction")
+    evaluate.add_argument("--batch-size", type=int, default=8)
+    evaluate.add_argument("--max-new-tokens", type=int, default=256)
+    evaluate.add_argument(
+        "--prompt-template",
+        metavar="FORMAT",
+        help="prompt format string with {src_name} {tgt_name} {src_text} "
+        "(default: the build's translation prompt in the direction's pivot)",
+    )
+    evaluate.add_argument(
+        "--chat-template",
+        default="tokenizer",
+        help="tokenizer (default), bayling, llama2, llama3 or a Jinja file",
+    )
+    evaluate.add_argument("--comet", metavar="PATH", help="local COMET model (unbabel-comet)")
+    evaluate.add_argument("--dtype", default="auto", help="model dtype (auto, bfloat16, float32)")
+    evaluate.add_argument("--out", type=Path, required=True, help="folder for scores and outputs")
+
     inspect = commands.add_parser("inspect", help="counts and sample rows of a build's output")
     inspect.add_argument("out_dir", type=Path)
     inspect.add_argument("-n", "--samples", type=int, default=3, help="sample rows to show")
@@ -348,6 +385,29 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from bayling_data.train.evaluate import EvalSettings, run_eval
+
+    settings = EvalSettings(
+        model=args.model,
+        flores=args.flores,
+        flores_split=args.flores_split,
+        wmt=args.wmt,
+        directions=args.directions,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        prompt_template=args.prompt_template,
+        chat_template=args.chat_template,
+        comet=args.comet,
+        dtype=args.dtype,
+    )
+    result = run_eval(settings, args.out)
+    for path in result.files:
+        print(f"wrote {path}")
+    return 0
+
+
 def _inspect(args: argparse.Namespace) -> int:
     from bayling_data.report import inspect_output
 
@@ -366,6 +426,7 @@ COMMANDS = {
     "inspect": _inspect,
     "templates": _templates,
     "train": _train,
+    "eval": _eval,
 }
 
 
