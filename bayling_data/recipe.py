@@ -170,17 +170,174 @@ class Recipe(StrictModel):
 
 # --- loading -------------------------------------------------------------------------------------
 
+# Limits on what a recipe's YAML may ask of the loader (docs/recipes.md, "Limits"). A recipe is
+# hand-written and small; these only refuse files made to exhaust memory, time or the stack.
+MAX_ALIAS_NODES = 100_000
+"""Most nodes that a recipe's aliases may stand for, all aliases together, each counted as the
+nodes it expands to: an anchor reused a few times costs a few dozen, a "billion laughs" file
+millions."""
+MAX_DEPTH = 100
+"""Most levels of nested mappings and lists: recipes use fewer than ten."""
+
+_TAG_EXPECTED = {
+    "tag:yaml.org,2002:int": "an integer",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:bool": "true or false",
+    "tag:yaml.org,2002:timestamp": "a date or time such as 2024-05-01 or 2024-05-01T12:00:00",
+}
+
+
+class _LimitError(yaml.composer.ComposerError):
+    """A recipe that breaks one of the limits above (kept apart: ``--set`` never falls back to a
+    plain string for it)."""
+
+
+def _too_deep() -> str:
+    return (
+        f"nested more than {MAX_DEPTH} levels deep (the limit for a recipe); expected a few "
+        "levels of mappings and lists"
+    )
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses alias bombs, recursive aliases and deep nesting while composing.
+
+    The checks run in ``compose_node``, before a node is built, so a hostile file costs no more
+    than the limits allow and never reaches Python's recursion limit. The C loader (CSafeLoader)
+    composes in C, where these hooks cannot run, so it is not used: recipes are small and the pure
+    Python loader reads them in milliseconds. Each node keeps its key path (``key_path``), so that
+    a value no constructor accepts is reported with its key.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._open_anchors: list[str | None] = []
+        self._nodes = 0
+        self._alias_nodes = 0
+        self._paths: list[str] = []
+
+    def fetch_flow_collection_start(self, token_class: Any) -> None:
+        # The scanner reads ahead of the composer, and a long run of `[` costs it time of its own:
+        # refuse deep flow nesting here already.
+        if self.flow_level >= MAX_DEPTH:
+            raise _LimitError(None, None, _too_deep(), self.get_mark())
+        super().fetch_flow_collection_start(token_class)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            target = self.anchors.get(event.anchor)
+            if target is not None:
+                if event.anchor in self._open_anchors:
+                    raise _LimitError(
+                        None,
+                        None,
+                        f"alias *{event.anchor} refers to a node that contains it; expected an "
+                        "alias of a finished node (a recipe cannot be recursive)",
+                        event.start_mark,
+                    )
+                size = getattr(target, "expanded_nodes", 1)
+                self._alias_nodes += size
+                self._nodes += size
+                if self._alias_nodes > MAX_ALIAS_NODES:
+                    raise _LimitError(
+                        None,
+                        None,
+                        f"aliases expand to more than {MAX_ALIAS_NODES:,} nodes (the limit for a "
+                        "recipe); expected an anchor reused a few times",
+                        event.start_mark,
+                    )
+            return super().compose_node(parent, index)
+        event = self.peek_event()
+        collection = isinstance(event, yaml.CollectionStartEvent)
+        if collection and len(self._open_anchors) >= MAX_DEPTH:
+            raise _LimitError(None, None, _too_deep(), event.start_mark)
+        if parent is None:
+            key = ""
+        elif isinstance(index, yaml.ScalarNode):
+            key = str(index.value)
+        elif isinstance(index, int):
+            key = str(index)
+        else:
+            key = "?"
+        path = ".".join(part for part in (*self._paths[-1:], key) if part)
+        before = self._nodes
+        self._nodes += 1
+        if collection:
+            self._open_anchors.append(event.anchor)
+        self._paths.append(path)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._paths.pop()
+            if collection:
+                self._open_anchors.pop()
+        node.expanded_nodes = self._nodes - before
+        node.key_path = path
+        return node
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError as err:
+            if getattr(err, "key_path", None) is None:
+                err.key_path = getattr(node, "key_path", None)
+            raise
+        except (ValueError, TypeError, AttributeError, OverflowError, IndexError, KeyError):
+            # PyYAML's own int, float and timestamp constructors fail this way on `!!int 1!`.
+            expected = _TAG_EXPECTED.get(node.tag, f"a value for the tag {node.tag}")
+            err = yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"cannot read {node.value!r} as {expected}",
+                node.start_mark,
+            )
+            err.key_path = getattr(node, "key_path", None)
+            raise err from None
+
+
+def _parse_yaml(text: str) -> Any:
+    """Parse one YAML document within the recipe limits; raises ``yaml.YAMLError``."""
+    loader = _RecipeLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def _yaml_error(err: yaml.YAMLError, where: str, lines: bool = True) -> RecipeError:
+    """The one-line RecipeError for a YAML problem: file, line, key where known, what is wrong."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    line = f":{mark.line + 1}" if lines and mark is not None else ""
+    problem = " ".join(str(getattr(err, "problem", None) or "invalid YAML").split())
+    key = getattr(err, "key_path", None)
+    if isinstance(err, _LimitError | yaml.constructor.ConstructorError):
+        return RecipeError(f"{where}{line}: {f'{key}: ' if key else ''}{problem}")
+    return RecipeError(f"{where}{line}: could not parse the YAML: {problem}")
+
+
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _substitute_env(node: Any, where: str, path: str) -> Any:
+def _substitute_env(node: Any, where: str, path: str, done: dict[int, Any] | None = None) -> Any:
+    """Replace ``${NAME}`` in string values; a node reached through several aliases is
+    substituted once and stays shared, so aliases cost no copies."""
+    done = {} if done is None else done
+    if isinstance(node, dict | list) and id(node) in done:
+        return done[id(node)]
     if isinstance(node, dict):
-        return {
-            key: _substitute_env(value, where, f"{path}.{key}" if path else str(key))
-            for key, value in node.items()
-        }
+        result: Any = {}
+        done[id(node)] = result
+        for key, value in node.items():
+            result[key] = _substitute_env(value, where, f"{path}.{key}" if path else str(key), done)
+        return result
     if isinstance(node, list):
-        return [_substitute_env(value, where, f"{path}.{i}") for i, value in enumerate(node)]
+        result = []
+        done[id(node)] = result
+        result.extend(
+            _substitute_env(value, where, f"{path}.{i}", done) for i, value in enumerate(node)
+        )
+        return result
     if isinstance(node, str) and "${" in node:
 
         def replace(match: re.Match[str]) -> str:
@@ -199,7 +356,13 @@ def _substitute_env(node: Any, where: str, path: str) -> Any:
 
 
 def apply_override(data: dict[str, Any], override: str) -> None:
-    """Apply one ``key.path=value`` override in place; the value is parsed as YAML."""
+    """Apply one ``key.path=value`` override in place; the value is parsed as YAML.
+
+    A value that is not valid YAML is taken as a string, as before; one that breaks the recipe
+    limits or has a tag it cannot satisfy (``!!int x``) is an error. The mappings and lists on
+    the path are copied first, so an override of a node reused through an alias changes only
+    the place it names.
+    """
     if "=" not in override:
         raise RecipeError(f"--set {override}: expected key.path=value")
     dotted, raw = override.split("=", 1)
@@ -207,7 +370,9 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     if not all(keys):
         raise RecipeError(f"--set {override}: expected a dotted key path such as output.dir")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _parse_yaml(raw) if raw.strip() else ""
+    except (_LimitError, yaml.constructor.ConstructorError) as err:
+        raise _yaml_error(err, f"--set {dotted.strip()}", lines=False) from None
     except yaml.YAMLError:
         value = raw
     node: Any = data
@@ -222,14 +387,25 @@ def apply_override(data: dict[str, Any], override: str) -> None:
             if last:
                 node[int(key)] = value
             else:
+                node[int(key)] = _own_copy(node[int(key)])
                 node = node[int(key)]
         elif isinstance(node, dict):
             if last:
                 node[key] = value
             else:
-                node = node.setdefault(key, {})
+                node[key] = _own_copy(node.get(key, {}))
+                node = node[key]
         else:
             raise RecipeError(f"--set {dotted}: {'.'.join(keys[:depth])} is not a mapping or list")
+
+
+def _own_copy(node: Any) -> Any:
+    """A shallow copy of a mapping or list (an alias may share it), anything else as it is."""
+    if isinstance(node, dict):
+        return dict(node)
+    if isinstance(node, list):
+        return list(node)
+    return node
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
@@ -243,12 +419,9 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     except (OSError, UnicodeDecodeError) as err:
         raise RecipeError(f"{where}: cannot read the recipe ({err})") from None
     try:
-        data = yaml.safe_load(text)
+        data = _parse_yaml(text)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or "invalid YAML"
-        raise RecipeError(f"{where}{line}: could not parse the YAML: {problem}") from None
+        raise _yaml_error(err, where) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
