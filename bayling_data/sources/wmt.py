@@ -346,7 +346,7 @@ class WmtSource(Source):
         try:
             for lines in zip(*streams, strict=True):
                 line_no = lines[0][0]
-                texts = [_drop_bom(text) if line_no == 1 else text for _, text in lines]
+                texts = [text for _, text in lines]  # read_lines drops a BOM
                 yield str(line_no), None, texts[0], texts[1:]
         except ValueError as err:
             if "zip()" not in str(err):
@@ -377,8 +377,7 @@ class WmtSource(Source):
     def _read_sgml(file: CorpusFile) -> dict[tuple[str, str], _SgmlSegment]:
         segments: dict[tuple[str, str], _SgmlSegment] = {}
         docid: str | None = None
-        for line_no, raw in read_lines(file):
-            line = _drop_bom(raw) if line_no == 1 else raw
+        for line_no, line in read_lines(file):
             opened = _DOC_OPEN.search(line)
             if opened is not None:
                 docid = _attributes(opened.group(1)).get("docid")
@@ -527,7 +526,3 @@ def _attributes(text: str) -> dict[str, str]:
 def _unescape(text: str) -> str:
     """Only the five entities WMT writes; ``&amp;lt;`` stays ``&lt;`` (one pass)."""
     return _ENTITY.sub(lambda match: _ENTITIES[match.group(1)], text)
-
-
-def _drop_bom(text: str) -> str:
-    return text[1:] if text.startswith("\ufeff") else text
