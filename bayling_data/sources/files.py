@@ -3,6 +3,11 @@
 Corpus files come from the internet and are untrusted. Archives are read member by member as
 streams, never extracted to disk; a truncated compressed file or invalid UTF-8 is a
 :class:`CorpusError` that names the file (and line), never a silently shortened corpus.
+
+Line-based readers (Moses, Flores, WMT text and SGML, TSV) read a line at most
+:data:`MAX_LINE_BYTES` long: a longer one (a file with no newlines, a binary file given by mistake)
+is refused as it streams, after at most that many bytes are held, not after buffering gigabytes.
+A UTF-8 byte order mark at the start of a file is dropped (Windows editors write one).
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ from bayling_data.errors import CorpusError
 
 COMPRESSED_SUFFIXES = (".gz", ".xz", ".bz2")
 DECOMPRESSION_ERRORS = (EOFError, OSError, lzma.LZMAError, zlib.error, zipfile.BadZipFile)
+# The longest line a line-based reader accepts, in bytes without its line end. The longest real
+# segments (whole paragraphs, documents on one line) are tens of KB; 1 MiB leaves a wide margin.
+MAX_LINE_BYTES = 1 << 20
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -90,21 +99,38 @@ def open_binary(file: CorpusFile) -> Iterator[BinaryIO]:
             archive.close()
 
 
+def iter_raw_lines(file: CorpusFile, stream: BinaryIO) -> Iterator[bytes]:
+    """The stream's lines as bytes, line ends removed (``\\n``, and one ``\\r`` before it), the
+    first line's UTF-8 BOM dropped; a line over :data:`MAX_LINE_BYTES` is a :class:`CorpusError`
+    naming it, raised after reading at most that much of it."""
+    line_no = 0
+    while raw := stream.readline(MAX_LINE_BYTES + 2):
+        line_no += 1
+        if raw.endswith(b"\n"):
+            raw = raw[:-1]
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if len(raw) > MAX_LINE_BYTES:
+            raise CorpusError(
+                f"{file}:{line_no}: a line longer than {MAX_LINE_BYTES:,} bytes; expected one "
+                "segment a line (is it the right file, with newlines?)"
+            )
+        if line_no == 1 and raw.startswith(UTF8_BOM):
+            raw = raw[len(UTF8_BOM) :]
+        yield raw
+
+
 def read_lines(file: CorpusFile) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, text)`` with the line end removed; errors name the file and line.
 
     Lines are split on ``\\n`` only (a stray ``\\r`` or U+2028 inside a line cannot shift parallel
-    files out of line); one ``\\r`` before the newline is dropped.
+    files out of line); one ``\\r`` before the newline is dropped, and a first-line BOM.
     """
     line_no = 0
     with open_binary(file) as stream:
         try:
-            for raw in stream:
+            for raw in iter_raw_lines(file, stream):
                 line_no += 1
-                if raw.endswith(b"\n"):
-                    raw = raw[:-1]
-                if raw.endswith(b"\r"):
-                    raw = raw[:-1]
                 try:
                     yield line_no, raw.decode("utf-8")
                 except UnicodeDecodeError as err:
@@ -124,16 +150,11 @@ def read_line_chunks(file: CorpusFile, lines: int) -> Iterator[pa.StringArray]:
     line_no = 0
     with open_binary(file) as stream:
         try:
+            all_lines = iter_raw_lines(file, stream)
             while True:
-                raw = list(itertools.islice(stream, lines))
+                raw = list(itertools.islice(all_lines, lines))
                 if not raw:
                     return
-                for index, line in enumerate(raw):
-                    if line.endswith(b"\n"):
-                        line = line[:-1]
-                    if line.endswith(b"\r"):
-                        line = line[:-1]
-                    raw[index] = line
                 try:
                     yield pa.array(raw, pa.binary()).cast(pa.string())
                 except pa.ArrowInvalid:

@@ -13,7 +13,6 @@ benchmark decontamination rely on.
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -256,8 +255,9 @@ class FloresSource(Source):
         path = self._metadata[split]
         if path is None:
             return None
-        with open(path, encoding="utf-8", newline="") as handle:
-            reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-            header = next(reader, [])
-            column = header.index("URL") if "URL" in header else 0
-            return [row[column] if len(row) > column else "" for row in reader]
+        # read_lines, not csv: invalid UTF-8 or an overlong line is then one error naming the
+        # line, a BOM is dropped, and rows split on "\n" as count_lines counts them.
+        rows = (line.split("\t") for _, line in read_lines(CorpusFile(path)))
+        header = next(rows, [])
+        column = header.index("URL") if "URL" in header else 0
+        return [row[column] if len(row) > column else "" for row in rows]

@@ -2,11 +2,19 @@
 
 ``defusedxml`` refuses entity declarations (expansion bombs) and external references; parsing is
 incremental and prunes finished elements, so memory stays flat on a 1 GB file.
+
+Expat reads only UTF-8, UTF-16, ISO-8859-1 and ASCII itself, and refuses multi-byte legacy
+encodings; legacy translation memories often declare ``encoding="GB2312"`` or ``"Big5"``. Those
+files are transcoded to UTF-8 as they stream (their declaration rewritten to say so); an encoding
+Python does not know is refused in one line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+import codecs
+import itertools
+import re
+from collections.abc import Collection, Iterable, Iterator
 from typing import BinaryIO
 from xml.etree.ElementTree import Element, ParseError
 
@@ -15,6 +23,90 @@ from defusedxml.ElementTree import iterparse as defused_iterparse
 
 from bayling_data.errors import CorpusError
 from bayling_data.sources.files import DECOMPRESSION_ERRORS, CorpusFile, open_binary
+
+_CHUNK_BYTES = 1 << 16
+# Where the XML declaration must be (the start of the file), and its encoding pseudo-attribute.
+_DECLARATION = re.compile(
+    rb"""\A(?:\xef\xbb\xbf)?<\?xml\s[^<>]*?\bencoding\s*=\s*(["'])([^"'<>]*)\1"""
+)
+# Codec names (as :func:`codecs.lookup` spells them) that expat decodes itself.
+_EXPAT_NATIVE = frozenset({"utf-8", "utf-16", "utf-16-le", "utf-16-be", "ascii", "latin-1"})
+# Legacy files labelled GB2312 or GBK routinely hold characters of their superset GB18030 (as
+# browsers assume); it decodes every valid GB2312/GBK byte sequence to the same text.
+_SUPERSET = {"gb2312": "gb18030", "gbk": "gb18030"}
+
+
+class _ChunkReader:
+    """A minimal binary ``read()`` over an iterator of byte chunks, as ``iterparse`` needs."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self._chunks = iter(chunks)
+        self._buffer = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        if size < 0:
+            data, self._buffer = self._buffer, b""
+        else:
+            data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+
+def _transcoded(
+    head: bytes, rest: Iterator[bytes], codec: str, declared: str, name: str
+) -> Iterator[bytes]:
+    """The file as UTF-8, decoded a chunk at a time; an undecodable byte names its line."""
+    decoder = codecs.getincrementaldecoder(codec)()
+    lines = 0
+    first = True
+    for chunk in itertools.chain([head], rest, [b""]):
+        try:
+            text = decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as err:
+            # err.object may hold a few pending bytes of one character (never a newline).
+            line = lines + err.object[: err.start].count(b"\n") + 1
+            raise CorpusError(
+                f"{name}:{line}: invalid {declared} (the encoding the XML declares): {err.reason}"
+            ) from None
+        if first:
+            text = re.sub(
+                r"""\A(\ufeff?<\?xml\s[^<>]*?\bencoding\s*=\s*)(["'])[^"'<>]*\2""",
+                r"\1\2UTF-8\2",
+                text,
+                count=1,
+            )
+            first = False
+        lines += text.count("\n")
+        yield text.encode("utf-8")
+
+
+def utf8_xml(stream: BinaryIO, name: str) -> BinaryIO:
+    """``stream`` in an encoding expat reads: as it is when expat knows its declared encoding,
+    else transcoded to UTF-8; an encoding unknown to Python is a :class:`CorpusError`."""
+    head = stream.read(_CHUNK_BYTES)
+    rest = iter(lambda: stream.read(_CHUNK_BYTES), b"")
+    match = _DECLARATION.match(head)
+    declared = match.group(2).decode("ascii", "replace").strip() if match else ""
+    codec = None
+    if declared:
+        try:
+            info = codecs.lookup(declared)
+        except LookupError:
+            info = None
+        if info is None or not getattr(info, "_is_text_encoding", True):
+            raise CorpusError(
+                f"{name}:1: the XML declares encoding {declared!r}, which is not a known text "
+                "encoding; re-save the file as UTF-8"
+            )
+        codec = info.name
+    if codec is None or codec in _EXPAT_NATIVE:
+        return _ChunkReader(itertools.chain([head], rest))  # type: ignore[return-value]
+    codec = _SUPERSET.get(codec, codec)
+    return _ChunkReader(_transcoded(head, rest, codec, declared, name))  # type: ignore[return-value]
 
 
 def local_name(tag: object) -> str:
@@ -48,8 +140,12 @@ def iter_xml_stream(
     name the document element must have. Entity declarations, malformed XML and corrupt
     compressed data are a :class:`CorpusError` naming the file (``name``) and line and column.
     """
+    try:
+        source = utf8_xml(stream, name)
+    except DECOMPRESSION_ERRORS as err:
+        raise CorpusError(f"{name}: the compressed data is truncated or corrupt ({err})") from None
     events = defused_iterparse(
-        stream,
+        source,
         events=("start", "end"),
         forbid_dtd=False,  # XCES files start with a harmless <!DOCTYPE cesAlign ...>
         forbid_entities=True,

@@ -163,6 +163,18 @@ def _entry_text(entry: object, where: str, index: int) -> tuple[str, str]:
     return template_id, entry[texts[0]]
 
 
+def _read_text(path: Path) -> str:
+    """The file as text; invalid UTF-8 is one error naming the line (not a traceback)."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise BaylingError(
+            f"{path}:{line}: invalid UTF-8 ({err.reason}); template files must be UTF-8"
+        ) from None
+
+
 def load_template_file(
     path: str | Path,
     required: set[str] | frozenset[str] | None = None,
@@ -174,7 +186,7 @@ def load_template_file(
     path = Path(path)
     where = str(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(_read_text(path))
     except OSError as err:
         raise BaylingError(f"{where}: cannot read template file: {err.strerror or err}") from None
     except yaml.YAMLError as err:
