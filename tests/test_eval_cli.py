@@ -188,7 +188,8 @@ def test_bad_direction_is_one_line(tmp_path, capsys):
 def test_wmt_text_set_and_stop_tokens(tmp_path, tmp_path_factory):
     from transformers import AutoTokenizer
 
-    from bayling_data.train.evaluate import stop_token_ids, wmt_test_set
+    from bayling_data.train.chat_templates import stop_token_ids, template_text
+    from bayling_data.train.evaluate import wmt_test_set
 
     (tmp_path / "generaltest2099.de-en.src.de").write_text("Hallo.\nJa.\nNein.\n", "utf-8")
     (tmp_path / "generaltest2099.de-en.ref.A.en").write_text("Hello.\nYes.\nNo.\n", "utf-8")
@@ -196,5 +197,9 @@ def test_wmt_text_set_and_stop_tokens(tmp_path, tmp_path_factory):
     assert (test_set.name, test_set.direction) == ("generaltest2099", "deu_Latn-eng_Latn")
     assert test_set.sources == ["Hallo.", "Ja."] and test_set.references == [["Hello.", "Yes."]]
     tokenizer = AutoTokenizer.from_pretrained(tiny_model(tmp_path_factory))
-    stops = stop_token_ids(tokenizer)
-    assert stops == [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|eot_id|>")]
+    eot = tokenizer.convert_tokens_to_ids("<|eot_id|>")
+    assert stop_token_ids(tokenizer, template_text("tokenizer", tokenizer)) == [
+        tokenizer.eos_token_id,
+        eot,
+    ]
+    assert stop_token_ids(tokenizer, template_text("llama2", tokenizer)) == [tokenizer.eos_token_id]

@@ -16,13 +16,14 @@ from bayling_data.train.packing import collate, forward_logits, token_losses  # 
 from bayling_data.train.tokenize import MaskSpec  # noqa: E402
 
 ROWS = [3, 11, 17, 25]  # four rows of the validation split, packed into one sequence
+SEQ = 1280  # their length together, BayLing's system prompt in each
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     assets = train_assets(tmp_path_factory)
     tokenizer = transformers.AutoTokenizer.from_pretrained(assets.tokenizer_dir)
-    spec = MaskSpec(template=template_text("bayling", tokenizer), max_length=1024)
+    spec = MaskSpec(template=template_text("bayling", tokenizer), max_length=SEQ)
     cache = tmp_path_factory.mktemp("packing_cache")
     corpus = Corpus(
         [tokenize_build(str(assets.build), "validation", tokenizer, spec, cache, 1)], [1.0]
@@ -41,15 +42,15 @@ def setup(tmp_path_factory):
 
 def test_rows_pack_into_one_sequence(setup):
     corpus, _, _ = setup
-    assert sum(int(corpus.lengths[r]) for r in ROWS) <= 1024
-    assert pack_rows(torch.tensor(ROWS).numpy(), corpus.lengths, 1024, packing=True) == [ROWS]
+    assert sum(int(corpus.lengths[r]) for r in ROWS) <= SEQ
+    assert pack_rows(torch.tensor(ROWS).numpy(), corpus.lengths, SEQ, packing=True) == [ROWS]
 
 
 def run_packed(setup, implementation: str):
     """The model, the four rows packed into one padded sequence, and that sequence's logits."""
     corpus, tokenizer, models = setup
     model = models[implementation]
-    packed = collate(corpus, [ROWS], tokenizer.pad_token_id, pad_to=1024)
+    packed = collate(corpus, [ROWS], tokenizer.pad_token_id, pad_to=SEQ)
     return model, packed, forward_logits(model, packed, implementation)
 
 
@@ -89,7 +90,7 @@ def test_naive_packing_fails_the_same_check(setup):
     """Without the block mask, rows attend to earlier rows: the check above must catch that."""
     corpus, tokenizer, models = setup
     model = models["sdpa"]
-    packed = collate(corpus, [ROWS], tokenizer.pad_token_id, pad_to=1024)
+    packed = collate(corpus, [ROWS], tokenizer.pad_token_id, pad_to=SEQ)
     second = ROWS[1]
     alone = forward_logits(model, collate(corpus, [[second]], tokenizer.pad_token_id), "sdpa")[0]
     start = int(corpus.lengths[ROWS[0]])

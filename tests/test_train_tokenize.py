@@ -25,7 +25,7 @@ CONVERSATION = [
 END_OF_TURN = {
     "llama3": "<|eot_id|>",
     "tokenizer": "<|eot_id|>",
-    "llama2": "</s>",
+    "llama2": " </s>",  # Meta's format: "[/INST] answer </s>"
     "bayling": "</s>",
 }
 
@@ -56,8 +56,8 @@ def test_trained_tokens_are_exactly_the_assistant_turns_and_their_end_tokens(tok
     answers = [
         m["content"] + END_OF_TURN[template] for m in CONVERSATION if m["role"] == "assistant"
     ]
-    # llama2 and BayLing put one space between the cue and the answer; it merges into the
-    # answer's first token, which is the first token the model must produce.
+    # llama2 puts one space between the cue and the answer; it merges into the answer's first
+    # token, which is the first token the model must produce.
     assert [run.removeprefix(" ") for run in trained_runs(tokenizer, ids, trained)] == answers
     # The whole row still decodes to the rendered conversation: nothing was lost or added.
     rendered = tokenizer.apply_chat_template(

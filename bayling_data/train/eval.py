@@ -9,7 +9,7 @@ import torch
 from bayling_data.languages import registry
 from bayling_data.sources.flores import FloresSource
 from bayling_data.sources.samples import resolve_source_path
-from bayling_data.train.chat_templates import render
+from bayling_data.train.chat_templates import render, stop_token_ids
 from bayling_data.train.config import EvalConfig, TrainConfigError
 
 
@@ -42,8 +42,10 @@ def flores_pairs(config: EvalConfig) -> dict[str, list[tuple[str, str]]]:
 def generate_translations(
     model, tokenizer, template: str, prompts: list[str], max_new_tokens: int, synced: bool
 ) -> list[str]:
-    """Greedy answers, one prompt at a time (no padding questions; eval sets are small)."""
+    """Greedy answers, one prompt at a time (no padding questions; eval sets are small), stopping
+    at the chat template's stop tokens."""
     device = next(model.parameters()).device
+    stops = stop_token_ids(tokenizer, template, model)
     answers = []
     for prompt in prompts:
         text = render(tokenizer, template, [{"role": "user", "content": prompt}], True)
@@ -54,7 +56,7 @@ def generate_translations(
             max_new_tokens=max_new_tokens,
             do_sample=False,
             pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
+            eos_token_id=stops,
             synced_gpus=synced,
         )
         answers.append(tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip())

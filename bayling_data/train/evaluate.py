@@ -23,8 +23,6 @@ from bayling_data.languages import registry
 
 PIVOTS = ("zho_Hans", "eng_Latn")
 DEFAULT_TEMPLATE_IDS = {"zho_Hans": "tr-zh-01", "eng_Latn": "tr-en-01"}
-# Chat-template turn ends that are not the tokenizer's eos (Llama 3, ChatML, Phi).
-STOP_TOKENS = ("<|eot_id|>", "<|im_end|>", "<|end|>", "<|endoftext|>")
 PROMPT_FIELDS = ("src_name", "tgt_name", "src_text")
 
 
@@ -264,16 +262,6 @@ def load_model(model: str, dtype: str = "auto"):
     return loaded, tokenizer
 
 
-def stop_token_ids(tokenizer, model=None) -> list[int]:
-    """eos and the chat template's turn-end tokens the vocabulary holds."""
-    ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    config_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    ids += config_eos if isinstance(config_eos, list) else [config_eos]
-    vocab = tokenizer.get_vocab()
-    ids += [vocab[token] for token in STOP_TOKENS if token in vocab]
-    return list(dict.fromkeys(i for i in ids if i is not None))
-
-
 def generate_batched(
     model,
     tokenizer,
@@ -282,15 +270,15 @@ def generate_batched(
     batch_size: int,
     max_new_tokens: int,
 ) -> list[str]:
-    """Greedy answers, left-padded batches, stopping at any of :func:`stop_token_ids`."""
+    """Greedy answers, left-padded batches, stopping at the chat template's stop tokens."""
     import torch
 
-    from bayling_data.train.chat_templates import render
+    from bayling_data.train.chat_templates import render, stop_token_ids
 
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
-    stops = stop_token_ids(tokenizer, model)
+    stops = stop_token_ids(tokenizer, chat_template, model)
     device = next(model.parameters()).device
     answers: list[str] = []
     for start in range(0, len(prompts), batch_size):
