@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 
-import torch
-
 from bayling_data.languages import registry
 from bayling_data.sources.flores import FloresSource
 from bayling_data.sources.samples import resolve_source_path
-from bayling_data.train.chat_templates import render, stop_token_ids
 from bayling_data.train.config import EvalConfig, TrainConfigError
+from bayling_data.train.evaluate import generate_batched
 
 
 def translation_prompt(src: str, tgt: str, text: str) -> str:
@@ -38,31 +36,6 @@ def flores_pairs(config: EvalConfig) -> dict[str, list[tuple[str, str]]]:
     return pairs
 
 
-@torch.no_grad()
-def generate_translations(
-    model, tokenizer, template: str, prompts: list[str], max_new_tokens: int, synced: bool
-) -> list[str]:
-    """Greedy answers, one prompt at a time (no padding questions; eval sets are small), stopping
-    at the chat template's stop tokens."""
-    device = next(model.parameters()).device
-    stops = stop_token_ids(tokenizer, template, model)
-    answers = []
-    for prompt in prompts:
-        text = render(tokenizer, template, [{"role": "user", "content": prompt}], True)
-        ids = tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids.to(device)
-        out = model.generate(
-            ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=stops,
-            synced_gpus=synced,
-        )
-        answers.append(tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip())
-    return answers
-
-
 def chrf_eval(accelerator, model, tokenizer, template: str, config: EvalConfig, sharded: bool):
     """chrF++ per direction. Every rank translates its slice (padded to equal length, so that
     sharded models, which need all ranks in every forward, stay in step)."""
@@ -85,8 +58,15 @@ def chrf_eval(accelerator, model, tokenizer, template: str, config: EvalConfig, 
             prompts = [translation_prompt(src, tgt, s) for s, _ in pairs]
             per_rank = -(-len(prompts) // world)
             mine = (prompts[rank::world] + prompts[-1:] * per_rank)[:per_rank]
-            answers = generate_translations(
-                unwrapped, tokenizer, template, mine, config.max_new_tokens, sharded and world > 1
+            # One prompt a batch, as before: eval sets are small and nothing is padded.
+            answers = generate_batched(
+                unwrapped,
+                tokenizer,
+                template,
+                mine,
+                batch_size=1,
+                max_new_tokens=config.max_new_tokens,
+                synced_gpus=sharded and world > 1,
             )
             gathered = gather_object([(rank + i * world, a) for i, a in enumerate(answers)])
             ordered = [a for index, a in sorted(gathered) if index < len(prompts)]

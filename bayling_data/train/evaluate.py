@@ -4,7 +4,7 @@ The prompts are the ones the build trains on (``tasks/templates/translation.yaml
 pivot of each direction and rendered with the model's chat template, so a score measures the model
 on the instructions it was tuned with. Scores come from sacrebleu's corpus metrics, with their
 signatures, so they can be compared with published numbers. :func:`run_eval` is the entry point;
-``train/eval.py`` (chrF++ during training) shares the chat-template rendering.
+``train/eval.py`` (chrF++ during training) shares the chat-template rendering and the generation.
 """
 
 from __future__ import annotations
@@ -269,8 +269,10 @@ def generate_batched(
     prompts: list[str],
     batch_size: int,
     max_new_tokens: int,
+    synced_gpus: bool = False,
 ) -> list[str]:
-    """Greedy answers, left-padded batches, stopping at the chat template's stop tokens."""
+    """Greedy answers, left-padded batches, stopping at the chat template's stop tokens.
+    ``synced_gpus``: every rank of a sharded model generates in step (training-time eval)."""
     import torch
 
     from bayling_data.train.chat_templates import render, stop_token_ids
@@ -295,6 +297,7 @@ def generate_batched(
                 do_sample=False,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=stops,
+                synced_gpus=synced_gpus,
             )
         new = out[:, batch["input_ids"].shape[1] :]
         answers += [text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)]
