@@ -38,10 +38,52 @@ class ShardInfo:
         return {"file": self.file, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
 
 
-def _features_json(schema: pa.Schema) -> dict[str, object]:
-    from datasets import Features
+# Arrow's names for the float types that ``datasets`` spells by width.
+_FLOAT_DTYPES = {"halffloat": "float16", "float": "float32", "double": "float64"}
 
-    return Features.from_arrow_schema(schema).to_dict()
+
+def _feature(arrow_type: pa.DataType) -> dict[str, object] | None:
+    """``datasets``' feature dict of an Arrow type (``Features.to_dict`` form, datasets >= 4), or
+    None for a type this does not know. Written out because importing ``datasets`` for it cost
+    0.7-0.8 s of a one-worker build (measured on the bible pair in benchmarks/scale_compare.py);
+    tests/test_shards.py checks it against ``datasets`` itself."""
+    if pa.types.is_struct(arrow_type):
+        fields = {}
+        for index in range(arrow_type.num_fields):
+            field = arrow_type.field(index)
+            fields[field.name] = _feature(field.type)
+            if fields[field.name] is None:
+                return None
+        return fields
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        inner = _feature(arrow_type.value_type)
+        kind = "LargeList" if pa.types.is_large_list(arrow_type) else "List"
+        return None if inner is None else {"feature": inner, "_type": kind}
+    if pa.types.is_fixed_size_list(arrow_type):
+        inner = _feature(arrow_type.value_type)
+        if inner is None:
+            return None
+        return {"feature": inner, "length": arrow_type.list_size, "_type": "List"}
+    if (
+        pa.types.is_string(arrow_type)
+        or pa.types.is_large_string(arrow_type)
+        or pa.types.is_integer(arrow_type)
+        or pa.types.is_floating(arrow_type)
+        or pa.types.is_boolean(arrow_type)
+    ):
+        dtype = str(arrow_type)
+        return {"dtype": _FLOAT_DTYPES.get(dtype, dtype), "_type": "Value"}
+    return None
+
+
+def _features_json(schema: pa.Schema) -> dict[str, object]:
+    """The ``datasets`` features of a schema, as ``Features.to_dict`` gives them."""
+    features = {field.name: _feature(field.type) for field in schema}
+    if any(feature is None for feature in features.values()):
+        from datasets import Features  # types not written out above
+
+        return Features.from_arrow_schema(schema).to_dict()
+    return features
 
 
 def _write_json(path: Path, data: object) -> None:

@@ -21,7 +21,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from bayling_data.config import StrictModel, resolve_code
-from bayling_data.hashing import stable_hash
+from bayling_data.hashing import hash_prefix, stable_hash
 from bayling_data.languages import LanguageRegistry, registry
 from bayling_data.schema import WORK_INSTRUCTION_SCHEMA
 from bayling_data.stage import Stage
@@ -136,6 +136,8 @@ class RowGate:
         self.limits = limits
         self.census = census
         self.seen: dict[str, list[object]] = {name: [] for name in CENSUS_COLUMNS}
+        #: ``prefixed_hash(gate.prefix, join_parts(*record)) == gate.key(*record)``, for loops.
+        self.prefix = hash_prefix(seed, "mix", task)
 
     def key(self, *record: object) -> int:
         return stable_hash(self.seed, "mix", self.task, *record)

@@ -130,6 +130,7 @@ class ConstrainedTranslationTask(TranslationTask):
         tgt_text: str,
         prompt_lang: str,
         record: tuple[str, ...],
+        record_text: str,
     ) -> tuple[str, str] | None:
         direction = f"{src}-{tgt}"
         script = self.registry.get(tgt).script
@@ -138,7 +139,7 @@ class ConstrainedTranslationTask(TranslationTask):
             self.stats.count(direction, 1, 1, {"no_constraint": 1})
             return None
         self.stats.count(direction, 1, 0)
-        template = self.pick(self.templates.for_language(prompt_lang), "template", record)
+        template = self.pick(self.templates.for_language(prompt_lang), "template", record_text)
         prompt = template.render(
             **self.names(src, tgt, prompt_lang),
             src_text=src_text,

@@ -106,6 +106,23 @@ class Template:
     def placeholders(self) -> set[str]:
         return {name for _, name in self.pieces if name is not None}
 
+    def partial(self, **values: str) -> Template:
+        """The template with some fields filled (same id): a generator fills the language names
+        once per direction and the text once per row."""
+        pieces: list[tuple[str, str | None]] = []
+        pending = ""
+        for literal, name in self.pieces:
+            pending += literal
+            if name is None:
+                continue
+            if name in values:
+                pending += str(values[name])
+            else:
+                pieces.append((pending, name))
+                pending = ""
+        pieces.append((pending, None))
+        return Template(self.id, self.user, tuple(pieces))
+
     def render(self, **values: str) -> str:
         """Fill the fields with plain strings; values are never parsed as templates."""
         out: list[str] = []

@@ -15,20 +15,26 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal
 
 import pyarrow as pa
+import xxhash
 from pydantic import Field
 
-from bayling_data.hashing import content_id, stable_hash, unit_interval, weighted_choice
+from bayling_data.hashing import (
+    WeightedChoice,
+    hash_prefix,
+    join_parts,
+    prefixed_hash,
+    unit_interval,
+)
 from bayling_data.languages import LanguageRegistry
 from bayling_data.schema import segment_languages
 from bayling_data.tasks.base import (
+    CHUNK_ROWS,
     LanguagesMixin,
     SegmentTask,
     TaskContext,
     TaskFields,
-    append_row,
     checked_choices,
     flush,
-    full,
     new_columns,
 )
 from bayling_data.tasks.templates import (
@@ -93,6 +99,9 @@ class TranslationTask(LanguagesMixin, SegmentTask):
         super().__init__()
         self.init_languages(pivots, targets, prompt_languages, seed, lang_registry)
         self._names: dict[tuple[str, str, str], dict[str, str]] = {}
+        self._prefixes: dict[str, str] = {}
+        # Keyed by id(): the templates live as long as the task.
+        self._named: dict[tuple[int, str, str, str], Template] = {}
         self.directions = checked_choices(directions, DIRECTIONS, "directions")
         self.templates = templates or load_templates(self.name)
         if not 0.0 <= system_prompt <= 1.0:
@@ -123,9 +132,12 @@ class TranslationTask(LanguagesMixin, SegmentTask):
             pairs += [(a, b) for a in pivots for b in pivots if a != b]
         return pairs
 
-    def pick(self, templates: tuple[Template, ...], salt: str, record: tuple[str, ...]) -> Template:
-        """A template chosen from a hash of the seed and the record."""
-        return templates[stable_hash(self.seed, salt, *record) % len(templates)]
+    def pick(self, templates: tuple[Template, ...], salt: str, record_text: str) -> Template:
+        """A template chosen from a hash of the seed and the record (``join_parts(*record)``)."""
+        prefix = self._prefixes.get(salt)
+        if prefix is None:
+            prefix = self._prefixes[salt] = hash_prefix(self.seed, salt)
+        return templates[prefixed_hash(prefix, record_text) % len(templates)]
 
     def names(self, src: str, tgt: str, prompt_lang: str) -> dict[str, str]:
         """The languages' names in the prompt's language (looked up once per direction)."""
@@ -146,13 +158,19 @@ class TranslationTask(LanguagesMixin, SegmentTask):
         tgt_text: str,
         prompt_lang: str,
         record: tuple[str, ...],
+        record_text: str,
     ) -> tuple[str, str] | None:
-        """The user prompt and its template id for one pair (None: skip the pair)."""
-        template = self.pick(self.templates.for_language(prompt_lang), "template", record)
-        return template.render(**self.names(src, tgt, prompt_lang), src_text=src_text), template.id
+        """The user prompt and its template id for one pair (None: skip the pair). ``record`` is
+        (corpus, split, segment id, source, target); ``record_text`` the same joined for hashing."""
+        template = self.pick(self.templates.for_language(prompt_lang), "template", record_text)
+        named = self._named.get((id(template), src, tgt, prompt_lang))
+        if named is None:
+            named = template.partial(**self.names(src, tgt, prompt_lang))
+            self._named[(id(template), src, tgt, prompt_lang)] = named
+        return named.render(src_text=src_text), template.id
 
     def system_message(
-        self, src: str, tgt: str, prompt_lang: str, record: tuple[str, ...]
+        self, src: str, tgt: str, prompt_lang: str, record: tuple[str, ...], record_text: str
     ) -> tuple[str, str] | None:
         """(template id, text) of the row's system prompt, for the configured share of rows."""
         if (
@@ -161,28 +179,55 @@ class TranslationTask(LanguagesMixin, SegmentTask):
         ):
             return None
         choices = self.system_templates.for_language(prompt_lang)
-        template = self.pick(choices, "system-template", record)
+        template = self.pick(choices, "system-template", record_text)
         return template.id, template.render(**self.names(src, tgt, prompt_lang))
 
     def rows(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+        # One loop over segments x pairs, appending straight to the column lists: the hashes of
+        # a row share their leading parts (prefixed_hash), and the loop avoids a call a column
+        # (about half the time of the plain version on the bible pair, same bytes).
         pairs = self.pairs(segment_languages(batch))
         columns = {name: batch.column(name).to_pylist() for name in batch.schema.names}
+        corpora, splits, segments = columns["corpus"], columns["split"], columns["segment_id"]
+        name, gate, sep = self.name, self.gate, "\x1f"
+        mix_prefix = gate.prefix
+        prompt_prefix = hash_prefix(self.seed, "prompt")
+        choose_language = WeightedChoice(self.prompt_languages)
+        two_64 = float(1 << 64)
+        digest = xxhash.xxh3_64_intdigest
+        row_digest = xxhash.xxh3_128_hexdigest
         out = new_columns()
+        ids, messages_out, tasks, directions = (
+            out["id"],
+            out["messages"],
+            out["task"],
+            out["direction"],
+        )
+        src_langs, tgt_langs, prompt_langs = out["src_lang"], out["tgt_lang"], out["prompt_lang"]
+        template_ids, corpus_out, split_out = (
+            out["template_id"],
+            out["source_corpus"],
+            out["source_split"],
+        )
+        segment_out, src_out, tgt_out = out["source_segment_id"], out["src_text"], out["tgt_text"]
+        keys = out["mix_key"]
+        plan = [(src, tgt, f"{src}-{tgt}", join_parts("", src, tgt)) for src, tgt in pairs]
         for row in range(batch.num_rows):
-            corpus, split = columns["corpus"][row], columns["split"][row]
-            segment = columns["segment_id"][row]
-            for src, tgt in pairs:
+            corpus, split, segment = corpora[row], splits[row], segments[row]
+            head = join_parts(corpus, split, segment)
+            for src, tgt, direction, tail in plan:
                 src_text, tgt_text = columns[src][row], columns[tgt][row]
                 if src_text is None or tgt_text is None:
                     continue
-                record = (corpus, split, segment, src, tgt)
-                key = self.gate.key(*record)
-                if not self.gate.admit(key, src, tgt, f"{src}-{tgt}"):
+                record_text = head + tail
+                key = digest((mix_prefix + record_text).encode("utf-8"))
+                if not gate.admit(key, src, tgt, direction):
                     continue
-                prompt_lang = weighted_choice(
-                    self.prompt_languages, unit_interval(self.seed, "prompt", *record)
+                prompt_lang = choose_language(
+                    digest((prompt_prefix + record_text).encode("utf-8")) / two_64
                 )
-                made = self.prompt(src, tgt, src_text, tgt_text, prompt_lang, record)
+                record = (corpus, split, segment, src, tgt)
+                made = self.prompt(src, tgt, src_text, tgt_text, prompt_lang, record, record_text)
                 if made is None:
                     continue
                 prompt, template_id = made
@@ -190,33 +235,33 @@ class TranslationTask(LanguagesMixin, SegmentTask):
                     {"role": "user", "content": prompt},
                     {"role": "assistant", "content": tgt_text},
                 ]
-                system = self.system_message(src, tgt, prompt_lang, record)
-                row_id = content_id(self.name, prompt, tgt_text)
-                if system is not None:
+                system = self.system_message(src, tgt, prompt_lang, record, record_text)
+                if system is None:
+                    row_id = row_digest(f"{name}{sep}{prompt}{sep}{tgt_text}".encode())
+                else:
                     system_id, system_text = system
                     template_id = f"{template_id}+{system_id}"
                     messages.insert(0, {"role": "system", "content": system_text})
-                    row_id = content_id(self.name, system_text, prompt, tgt_text)
-                append_row(
-                    out,
-                    id=row_id,
-                    messages=messages,
-                    task=self.name,
-                    direction=f"{src}-{tgt}",
-                    src_lang=src,
-                    tgt_lang=tgt,
-                    prompt_lang=prompt_lang,
-                    template_id=template_id,
-                    source_corpus=corpus,
-                    source_split=split,
-                    source_segment_id=segment,
-                    src_text=src_text,
-                    tgt_text=tgt_text,
-                    mix_key=key,
-                )
-            if full(out):
+                    row_id = row_digest(
+                        f"{name}{sep}{system_text}{sep}{prompt}{sep}{tgt_text}".encode()
+                    )
+                ids.append(row_id)
+                messages_out.append(messages)
+                tasks.append(name)
+                directions.append(direction)
+                src_langs.append(src)
+                tgt_langs.append(tgt)
+                prompt_langs.append(prompt_lang)
+                template_ids.append(template_id)
+                corpus_out.append(corpus)
+                split_out.append(split)
+                segment_out.append(segment)
+                src_out.append(src_text)
+                tgt_out.append(tgt_text)
+                keys.append(key)
+            if len(ids) >= CHUNK_ROWS:
                 yield flush(out)
-        if out["id"]:
+        if ids:
             yield flush(out)
 
     @classmethod
