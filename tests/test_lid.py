@@ -567,3 +567,24 @@ def test_the_model_runs_once_per_distinct_text_and_a_full_memo_changes_nothing(m
     small = LanguageIdFilter()
     for _ in range(3):
         assert small.score(batch.column("deu_Latn"), "deu_Latn").equals(expected)
+
+
+def test_pruned_model_call_keeps_the_same_answers(lid176: FastTextBackend) -> None:
+    """The model leaves out low answers itself (a faster search); what the filter keeps is the
+    same as from the full answer lists, down to the lines whose every answer is low."""
+    if lid176.binding != "fasttext-new":
+        pytest.skip("only the fasttext-new binding prunes")
+    texts = [
+        "Am Anfang schuf Gott Himmel und Erde.",
+        "In the beginning God created the heaven and the earth.",
+        "把下面的斯瓦希里语翻译成中文",
+        "Habari ya asubuhi, rafiki yangu.",
+        "", "?", "1234", "ok", "x" * 300, "Sí", "Hallo hallo hallo", "Ça va",
+    ]  # fmt: skip
+    for k, min_prob in ((5, 0.01), (5, 0.2), (3, 0.5), (176, 0.01)):
+        pruned = lid176.predict(texts, k=k, min_prob=min_prob)
+        full = lid176.predict(texts, k=k, min_prob=0.0)
+        expected = [answer[:1] + [a for a in answer[1:] if a[1] >= min_prob] for answer in full]
+        assert pruned == expected
+    # Some of these lines have no answer of 0.25 or more: they took the second call.
+    assert any(answer[0][1] < 0.25 for answer in lid176.predict(texts, k=1))

@@ -317,7 +317,9 @@ class LanguageIdFilter(SegmentFilter):
         mask = pa.array(position < 0)
 
         def column(data: object, kind: pa.DataType) -> pa.Array:
-            if isinstance(data, np.ndarray) and data.dtype.kind == "f":
+            if isinstance(data, pa.Array):
+                array = data
+            elif isinstance(data, np.ndarray) and data.dtype.kind == "f":
                 array = pa.array(data, kind, from_pandas=True)  # NaN -> null
             else:
                 array = pa.array(data, kind)
@@ -330,11 +332,7 @@ class LanguageIdFilter(SegmentFilter):
             column(observed.labels, pa.string()),
             column(observed.probs, pa.float64()),
             column(
-                [
-                    None if np.isnan(p) else bool(c)
-                    for p, c in zip(observed.probs, observed.consistent, strict=True)
-                ],
-                pa.bool_(),
+                pa.array(observed.consistent, pa.bool_(), mask=np.isnan(observed.probs)), pa.bool_()
             ),
             column(observed.expected_prob, pa.float64()),
         ]
