@@ -15,7 +15,6 @@ from __future__ import annotations
 import bz2
 import glob
 import gzip
-import itertools
 import lzma
 import os
 import zipfile
@@ -35,6 +34,7 @@ DECOMPRESSION_ERRORS = (EOFError, OSError, lzma.LZMAError, zlib.error, zipfile.B
 # The longest line a line-based reader accepts, in bytes without its line end. The longest real
 # segments (whole paragraphs, documents on one line) are tens of KB; 1 MiB leaves a wide margin.
 MAX_LINE_BYTES = 1 << 20
+READ_BLOCK_BYTES = 1 << 20  # bytes read at a time by the block line reader
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
@@ -111,10 +111,7 @@ def iter_raw_lines(file: CorpusFile, stream: BinaryIO) -> Iterator[bytes]:
         if raw.endswith(b"\r"):
             raw = raw[:-1]
         if len(raw) > MAX_LINE_BYTES:
-            raise CorpusError(
-                f"{file}:{line_no}: a line longer than {MAX_LINE_BYTES:,} bytes; expected one "
-                "segment a line (is it the right file, with newlines?)"
-            )
+            raise _too_long(file, line_no)
         if line_no == 1 and raw.startswith(UTF8_BOM):
             raw = raw[len(UTF8_BOM) :]
         yield raw
@@ -143,34 +140,84 @@ def read_lines(file: CorpusFile) -> Iterator[tuple[int, str]]:
             ) from None
 
 
+def _too_long(file: CorpusFile, line_no: int) -> CorpusError:
+    return CorpusError(
+        f"{file}:{line_no}: a line longer than {MAX_LINE_BYTES:,} bytes; expected one "
+        "segment a line (is it the right file, with newlines?)"
+    )
+
+
+def iter_line_blocks(file: CorpusFile, stream: BinaryIO) -> Iterator[list[bytes]]:
+    """The stream's lines as :func:`iter_raw_lines` gives them, a list per block of
+    :data:`READ_BLOCK_BYTES` read: one ``split`` a block instead of a ``readline`` a line (about
+    2x faster on the gzipped bible pair). Memory stays within a block plus one line of at most
+    :data:`MAX_LINE_BYTES`, which is refused as soon as that much of it is read."""
+    carry = b""
+    line_no = 0
+    while block := stream.read(READ_BLOCK_BYTES):
+        data = carry + block if carry else block
+        lines = data.split(b"\n")
+        carry = lines.pop()
+        if len(carry) > MAX_LINE_BYTES + 1:  # + 1: a "\r" the newline would remove
+            raise _too_long(file, line_no + len(lines) + 1)
+        if lines:
+            yield _finish(file, lines, line_no, crlf=b"\r\n" in data)
+            line_no += len(lines)
+    if carry:
+        yield _finish(file, [carry], line_no, crlf=carry.endswith(b"\r"))
+
+
+def _finish(file: CorpusFile, lines: list[bytes], before: int, crlf: bool) -> list[bytes]:
+    """Lines of a block with their ``\r`` dropped, the file's BOM removed, lengths checked."""
+    if crlf:
+        lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+    if before == 0 and lines[0].startswith(UTF8_BOM):
+        lines[0] = lines[0][len(UTF8_BOM) :]
+    if max(map(len, lines)) > MAX_LINE_BYTES:
+        first = next(i for i, line in enumerate(lines) if len(line) > MAX_LINE_BYTES)
+        raise _too_long(file, before + first + 1)
+    return lines
+
+
 def read_line_chunks(file: CorpusFile, lines: int) -> Iterator[pa.StringArray]:
     """The file's lines as string arrays of up to ``lines`` each, line ends removed as in
     :func:`read_lines`; UTF-8 is checked a chunk at a time by Arrow, and an error names the line.
     """
     line_no = 0
+    pending: list[bytes] = []
     with open_binary(file) as stream:
         try:
-            all_lines = iter_raw_lines(file, stream)
+            blocks = iter_line_blocks(file, stream)
             while True:
-                raw = list(itertools.islice(all_lines, lines))
-                if not raw:
+                block = next(blocks, None)
+                if block is not None:
+                    pending.extend(block)
+                    if len(pending) < lines:
+                        continue
+                elif not pending:
                     return
-                try:
-                    yield pa.array(raw, pa.binary()).cast(pa.string())
-                except pa.ArrowInvalid:
-                    for offset, line in enumerate(raw, start=line_no + 1):
-                        try:
-                            line.decode("utf-8")
-                        except UnicodeDecodeError as err:
-                            raise CorpusError(
-                                f"{file}:{offset}: invalid UTF-8 ({err.reason} at byte {err.start})"
-                            ) from None
-                    raise
-                line_no += len(raw)
+                while len(pending) >= lines or (block is None and pending):
+                    raw, pending = pending[:lines], pending[lines:]
+                    yield _decoded(file, raw, line_no)
+                    line_no += len(raw)
         except DECOMPRESSION_ERRORS as err:
             raise CorpusError(
                 f"{file}: the compressed data is truncated or corrupt after line {line_no} ({err})"
             ) from None
+
+
+def _decoded(file: CorpusFile, raw: list[bytes], before: int) -> pa.StringArray:
+    try:
+        return pa.array(raw, pa.binary()).cast(pa.string())
+    except pa.ArrowInvalid:
+        for offset, line in enumerate(raw, start=before + 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise CorpusError(
+                    f"{file}:{offset}: invalid UTF-8 ({err.reason} at byte {err.start})"
+                ) from None
+        raise
 
 
 def count_lines(file: CorpusFile) -> int:

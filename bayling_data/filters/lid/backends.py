@@ -250,7 +250,7 @@ class ScriptBackend:
         n = len(texts)
         if n == 0:
             return np.zeros((0, len(SCRIPTS)), dtype=np.int64), np.zeros(0, dtype=np.int64)
-        lengths = np.fromiter((len(text) for text in texts), dtype=np.int64, count=n)
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=n)
         points = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), np.uint32)
         table = _CHAR_SCRIPT
         looked_up = table[points]

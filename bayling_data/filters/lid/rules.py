@@ -30,6 +30,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from bayling_data.filters.lid.backends import languages_match
 
@@ -105,12 +107,10 @@ class ColumnRule:
         out = np.zeros(n, np.int8)
         if n == 0:
             return out
-        distinct: dict[str, int] = {}
-        index = np.fromiter(
-            (distinct.setdefault(label or "", len(distinct)) for label in labels), np.int64, n
-        )
-        names = list(distinct)
-        threshold = np.array([self.threshold(name) for name in names])[index]
+        encoded = pc.dictionary_encode(pc.fill_null(pa.array(labels, pa.string()), ""))
+        index = encoded.indices.to_numpy()
+        names = encoded.dictionary.to_pylist()
+        threshold = np.array([self.threshold(name) for name in names], dtype=float)[index]
         with np.errstate(invalid="ignore"):
             contrary = consistent & (probs >= threshold)
             unlikely = ~contrary & (expected_prob < self.expected_below)
