@@ -37,8 +37,31 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
 
 def _add_quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--quiet", action="store_true", help="print no progress on stderr (results still print)"
+        "--quiet",
+        action="store_true",
+        help="print nothing on stderr: no progress, no summary (--json still prints)",
     )
+
+
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with the results to stdout (summaries stay on stderr)",
+    )
+
+
+def _print_json(data: object) -> None:
+    """The one JSON object a ``--json`` command prints on stdout."""
+    import json
+
+    print(json.dumps(data, ensure_ascii=False, default=str))
+
+
+def _say(args: argparse.Namespace, line: str) -> None:
+    """A human summary line: on stderr, unless --quiet."""
+    if not getattr(args, "quiet", False):
+        print(line, file=sys.stderr)
 
 
 def _progress(args: argparse.Namespace) -> Progress:
@@ -59,7 +82,10 @@ def make_parser() -> argparse.ArgumentParser:
     build = commands.add_parser("build", help="run a recipe and write sharded Arrow output")
     build.add_argument("recipe", type=Path, help="recipe YAML file")
     _add_overrides(build)
-    build.add_argument("--quiet", action="store_true", help="print no progress or summary")
+    build.add_argument(
+        "--quiet", action="store_true", help="print no progress or summary (--json still prints)"
+    )
+    _add_json(build)
     again = build.add_mutually_exclusive_group()
     again.add_argument(
         "--resume",
@@ -140,6 +166,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--to", dest="to_dir", type=Path, required=True, help="export folder")
     _add_quiet(export)
+    _add_json(export)
 
     publish = commands.add_parser(
         "publish", help="lay a build out as a Hub data set (Parquet + dataset card) and upload it"
@@ -155,13 +182,22 @@ def make_parser() -> argparse.ArgumentParser:
     publish.add_argument("--staging-dir", type=Path, help="where to lay the folder out")
     publish.add_argument("--endpoint", help="Hub endpoint (default: huggingface.co or HF_ENDPOINT)")
     _add_quiet(publish)
+    _add_json(publish)
 
     report = commands.add_parser(
         "report", help="an HTML page and PNG plots of a build: languages, tasks, lengths, funnel"
     )
     report.add_argument("out_dir", type=Path, help="a build's output folder")
     report.add_argument("--to", dest="to_dir", type=Path, help="default: OUT_DIR/report")
+    report.add_argument(
+        "--tokenizer",
+        metavar="PATH_OR_NAME",
+        help="count lengths in this tokenizer's tokens: a tokenizer.json, a SentencePiece "
+        ".model, a tokenizer folder, or a Hub name when online (default: the recipe's "
+        "tokenizer, else characters)",
+    )
     _add_quiet(report)
+    _add_json(report)
 
     train = commands.add_parser(
         "train",
@@ -210,6 +246,14 @@ def make_parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="counts and sample rows of a build's output")
     inspect.add_argument("out_dir", type=Path)
     inspect.add_argument("-n", "--samples", type=int, default=3, help="sample rows to show")
+    inspect.add_argument(
+        "--all",
+        dest="show_all",
+        action="store_true",
+        help="list every language and direction, and sample messages whole (default: the top "
+        "ones, and a line for the rest)",
+    )
+    _add_json(inspect)
     return parser
 
 
@@ -225,7 +269,7 @@ def _console(stderr: bool = False):
 def _build(args: argparse.Namespace) -> int:
     from bayling_data.pipeline import run_build
     from bayling_data.recipe import load_recipe
-    from bayling_data.report import build_summary
+    from bayling_data.report import build_json, build_summary
 
     execution = [
         f"execution.{key}={value}"
@@ -241,6 +285,8 @@ def _build(args: argparse.Namespace) -> int:
     report = run_build(recipe, progress=_progress(args), resume=args.resume, restart=args.restart)
     if not args.quiet:
         build_summary(report, console)
+    if args.json:
+        _print_json(build_json(report))
     return 0
 
 
@@ -343,9 +389,20 @@ def _export(args: argparse.Namespace) -> int:
 
     result = export(args.out_dir, args.fmt, args.to_dir, progress=_progress(args))
     for split, path in result.files.items():
-        print(f"{split}: {result.rows[split]:,} rows -> {path}")
-    print(f"LLaMA-Factory: {result.to_dir / 'dataset_info.json'}")
-    print(f"axolotl: {result.to_dir / 'axolotl.yaml'}")
+        _say(args, f"{split}: {result.rows[split]:,} rows -> {path}")
+    _say(args, f"LLaMA-Factory: {result.to_dir / 'dataset_info.json'}")
+    _say(args, f"axolotl: {result.to_dir / 'axolotl.yaml'}")
+    if args.json:
+        _print_json(
+            {
+                "format": result.fmt,
+                "to_dir": str(result.to_dir),
+                "files": {split: str(path) for split, path in result.files.items()},
+                "rows": result.rows,
+                "llama_factory": str(result.to_dir / "dataset_info.json"),
+                "axolotl": str(result.to_dir / "axolotl.yaml"),
+            }
+        )
     return 0
 
 
@@ -361,20 +418,42 @@ def _publish(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         staging_dir=args.staging_dir,
         endpoint=args.endpoint,
+        echo=lambda line: _say(args, line),
         progress=_progress(args),
     )
-    if result.url:
-        print(result.url)
+    if args.json:
+        _print_json(
+            {
+                "repo": result.repo,
+                "dry_run": result.dry_run,
+                "folder": str(result.folder) if result.folder else None,
+                "files": list(result.files),
+                "rows": result.rows,
+                "languages": list(result.languages),
+                "revision": result.revision,
+                "url": result.url,
+            }
+        )
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from bayling_data.io.html_report import write_report
+    from bayling_data.io.html_report import figures_json, write_report
 
-    result = write_report(args.out_dir, args.to_dir, progress=_progress(args))
-    print(f"wrote {result.html_path}")
+    result = write_report(
+        args.out_dir, args.to_dir, tokenizer=args.tokenizer, progress=_progress(args)
+    )
+    _say(args, f"wrote {result.html_path}")
     for path in result.png_paths.values():
-        print(f"wrote {path}")
+        _say(args, f"wrote {path}")
+    if args.json:
+        _print_json(
+            {
+                "html": str(result.html_path),
+                "png": {name: str(path) for name, path in result.png_paths.items()},
+                "figures": figures_json(result),
+            }
+        )
     return 0
 
 
@@ -409,9 +488,14 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from bayling_data.report import inspect_output
+    from bayling_data.report import inspect_json, inspect_output
 
-    inspect_output(args.out_dir, _console(), samples=args.samples)
+    if args.json:
+        _print_json(inspect_json(args.out_dir, samples=args.samples))
+    else:
+        inspect_output(
+            args.out_dir, _console(stderr=True), samples=args.samples, show_all=args.show_all
+        )
     return 0
 
 

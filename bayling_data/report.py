@@ -162,8 +162,9 @@ def skipped_table(manifest: dict[str, object], console: Console) -> None:
     console.print(table)
 
 
-def written_table(manifest: dict[str, object], console: Console) -> None:
-    """Rows written per split and task, then per language (as source and as target)."""
+def written_table(manifest: dict[str, object], console: Console, limit: int | None = None) -> None:
+    """Rows written per split and task, then per language (as source and as target); with
+    ``limit``, only the ``limit`` languages with most rows and a line for the rest."""
     splits = manifest["splits"]  # type: ignore[assignment]
     by_task = Table(title="rows written by task", title_justify="left")
     by_task.add_column("task")
@@ -178,16 +179,28 @@ def written_table(manifest: dict[str, object], console: Console) -> None:
     by_lang = Table(title="rows written by language (all splits)", title_justify="left")
     for column in ("language", "as source", "as target", "prompts in"):
         by_lang.add_column(column, justify="left" if column == "language" else "right")
-    languages = sorted({code for split in splits.values() for code in split["counts"]["language"]})
-    for code in languages:
-        by_lang.add_row(
-            code,
-            *(
-                _n(sum(split["counts"][column].get(code, 0) for split in splits.values()))
-                for column in ("src_lang", "tgt_lang", "prompt_lang")
-            ),
-        )
+    columns = ("src_lang", "tgt_lang", "prompt_lang")
+    totals = {
+        code: [sum(split["counts"][c].get(code, 0) for split in splits.values()) for c in columns]
+        for code in sorted({c for split in splits.values() for c in split["counts"]["language"]})
+    }
+    order = list(totals)
+    if limit is not None:
+        order.sort(key=lambda code: (-sum(totals[code][:2]), code))
+    shown, rest = _top(order, limit)
+    for code in shown:
+        by_lang.add_row(code, *(_n(n) for n in totals[code]))
+    if rest:
+        sums = [sum(totals[code][i] for code in rest) for i in range(len(columns))]
+        by_lang.add_row(f"… and {len(rest)} more", *(_n(n) for n in sums), style="dim")
     console.print(by_lang)
+
+
+def _top(items: list[str], limit: int | None) -> tuple[list[str], list[str]]:
+    """The first ``limit`` items and the rest (all of them, and none, without a limit)."""
+    if limit is None or len(items) <= limit:
+        return items, []
+    return items[:limit], items[limit:]
 
 
 def read_manifest(out_dir: Path) -> dict[str, object]:
@@ -204,9 +217,18 @@ def read_manifest(out_dir: Path) -> dict[str, object]:
         raise BaylingError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
 
 
-def inspect_output(out_dir: Path, console: Console, samples: int = 3) -> None:
-    """Counts by split, task, direction and language, plus a few sample rows."""
+INSPECT_TOP = 8  # languages and directions ``inspect`` lists without --all
+
+
+def inspect_output(
+    out_dir: Path, console: Console, samples: int = 3, show_all: bool = False
+) -> None:
+    """Counts by split, task, direction and language, plus a few sample rows. Without
+    ``show_all`` the languages and directions are the top :data:`INSPECT_TOP` with a line for
+    the rest, and each sample message is cut to one line, so a 204-language build fits a
+    screen."""
     manifest = read_manifest(out_dir)
+    limit = None if show_all else INSPECT_TOP
     console.print(f"[bold]{out_dir}[/bold]  {manifest['signature']}")
     warnings_lines(manifest, console)
     splits = manifest["splits"]
@@ -216,16 +238,22 @@ def inspect_output(out_dir: Path, console: Console, samples: int = 3) -> None:
     for name, split in splits.items():
         overview.add_row(name, _n(split["rows"]), str(len(split["shards"])))
     console.print(overview)
-    written_table(manifest, console)
-    directions = Table(title="rows by direction (all splits)", title_justify="left")
+    written_table(manifest, console, limit)
+    merged = _merged(manifest, "direction")
+    title = "rows by direction (all splits)"
+    if limit is not None and len(merged) > limit:
+        title = f"rows by direction (all splits; the {limit} largest of {len(merged):,})"
+    directions = Table(title=title, title_justify="left")
     directions.add_column("direction")
     directions.add_column("rows", justify="right")
-    merged: dict[str, int] = {}
-    for split in splits.values():
-        for direction, count in split["counts"]["direction"].items():
-            merged[direction] = merged.get(direction, 0) + count
-    for direction, count in sorted(merged.items()):
-        directions.add_row(direction, _n(count))
+    order = sorted(merged) if limit is None else sorted(merged, key=lambda d: (-merged[d], d))
+    shown, rest = _top(order, limit)
+    for direction in shown:
+        directions.add_row(direction, _n(merged[direction]))
+    if rest:
+        directions.add_row(
+            f"… and {len(rest):,} more", _n(sum(merged[d] for d in rest)), style="dim"
+        )
     console.print(directions)
     if samples > 0 and "train" in splits and splits["train"]["rows"]:
         for row in _first_rows(out_dir, "train", samples):
@@ -233,7 +261,69 @@ def inspect_output(out_dir: Path, console: Console, samples: int = 3) -> None:
                 f"{row['task']} {row['direction']} ({row['template_id']}) {row['id'][:12]}"
             )
             for message in row["messages"]:
-                console.print(f"[bold]{message['role']}:[/bold] {escape(message['content'])}")
+                text = message["content"] or ""
+                if not show_all:
+                    first = text.splitlines()[0] if text else ""
+                    cut = len(first) > 140 or first != text
+                    text = first[:140] + (" …" if cut else "")
+                console.print(f"[bold]{message['role']}:[/bold] {escape(text)}")
+    if limit is not None:
+        console.print("[dim](inspect --all lists every language and direction)[/dim]")
+
+
+def _merged(manifest: dict[str, Any], key: str) -> dict[str, int]:
+    merged: dict[str, int] = {}
+    for split in manifest["splits"].values():
+        for name, count in split["counts"][key].items():
+            merged[name] = merged.get(name, 0) + count
+    return merged
+
+
+def inspect_json(out_dir: Path, samples: int = 3) -> dict[str, Any]:
+    """What ``inspect`` shows, whole and machine-readable (``inspect --json``)."""
+    manifest: dict[str, Any] = read_manifest(out_dir)  # type: ignore[assignment]
+    splits = manifest["splits"]
+    rows = (
+        _first_rows(out_dir, "train", samples)
+        if samples > 0 and "train" in splits and splits["train"]["rows"]
+        else []
+    )
+    return {
+        "out_dir": str(out_dir),
+        "signature": manifest["signature"],
+        "rows": sum(split["rows"] for split in splits.values()),
+        "splits": {
+            name: {
+                "rows": split["rows"],
+                "shards": [shard["file"] for shard in split["shards"]],
+                "counts": split["counts"],
+            }
+            for name, split in splits.items()
+        },
+        "warnings": list(manifest.get("warnings") or []),
+        "notes": list((manifest.get("mixture") or {}).get("notes") or []),
+        "samples": [
+            {k: row[k] for k in ("id", "task", "direction", "template_id", "messages")}
+            for row in rows
+        ],
+    }
+
+
+def build_json(report: object) -> dict[str, Any]:
+    """A finished build, machine-readable (``build --json``): where, what, how long."""
+    manifest = report.manifest  # type: ignore[attr-defined]
+    splits = manifest["splits"]
+    return {
+        "out_dir": str(report.out_dir),  # type: ignore[attr-defined]
+        "signature": manifest["signature"],
+        "rows": {name: split["rows"] for name, split in splits.items()},
+        "total_rows": sum(split["rows"] for split in splits.values()),
+        "tasks": _merged(manifest, "task"),
+        "languages": len(_merged(manifest, "language")),
+        "directions": len(_merged(manifest, "direction")),
+        "warnings": list(manifest.get("warnings") or []),
+        "seconds": round(float(report.seconds.get("total", 0.0)), 3),  # type: ignore[attr-defined]
+    }
 
 
 def _first_rows(out_dir: Path, split: str, n: int) -> list[dict]:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,19 @@ from bayling_data.executors import InProcessExecutor
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CORPORA = REPO.parent / "shared" / "corpora"
 SAMPLE_RECIPE = REPO / "recipes" / "pivot_zh_en.yaml"
+
+
+def manifest_of(out: Path) -> dict:
+    """A build's manifest.json, parsed."""
+    return json.loads((out / "manifest.json").read_text("utf-8"))
+
+
+def summed_counts(manifest: dict, key: str) -> dict[str, int]:
+    """A manifest's ``counts[key]`` added up over its splits."""
+    total: Counter[str] = Counter()
+    for split in manifest["splits"].values():
+        total.update(split["counts"][key])
+    return dict(sorted(total.items()))
 
 
 def write_flores(root: Path, split: str, texts: dict[str, list[str]]) -> Path:

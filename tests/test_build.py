@@ -247,7 +247,9 @@ def test_cli_build_and_inspect(tmp_path):
     assert (out / "manifest.json").is_file()
     shown = run_cli("inspect", str(out), "-n", "2")
     assert shown.returncode == 0, shown.stderr
-    assert "translation" in shown.stdout and "assistant:" in shown.stdout
+    # Human summaries go to stderr (stdout is for --json).
+    assert "translation" in shown.stderr and "assistant:" in shown.stderr
+    assert shown.stdout == ""
 
 
 def bad_recipe(tmp_path: Path, change) -> Path:

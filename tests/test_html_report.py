@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-from collections import Counter
+import struct
 from pathlib import Path
 
 import pytest
+from conftest import manifest_of, summed_counts
 
 from bayling_data.io.html_report import PLOTS, write_report
 from bayling_data.pipeline import run_build
@@ -43,17 +44,6 @@ def mix_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _build("bayling2_mix.yaml", root / "out", f"tasks.1.path={items}")
 
 
-def _manifest(out: Path) -> dict:
-    return json.loads((out / "manifest.json").read_text("utf-8"))
-
-
-def _summed(manifest: dict, key: str) -> dict[str, int]:
-    total: Counter[str] = Counter()
-    for split in manifest["splits"].values():
-        total.update(split["counts"][key])
-    return dict(sorted(total.items()))
-
-
 def _funnel(manifest: dict) -> dict[str, dict[str, dict[str, int]]]:
     expected = {}
     for stage in manifest["funnel"]:
@@ -71,13 +61,13 @@ def _funnel(manifest: dict) -> dict[str, dict[str, dict[str, int]]]:
 @pytest.mark.parametrize("which", ["pivot_build", "mix_build"])
 def test_numbers_match_the_manifest(which: str, request: pytest.FixtureRequest, tmp_path: Path):
     out = request.getfixturevalue(which)
-    manifest = _manifest(out)
+    manifest = manifest_of(out)
     result = write_report(out, tmp_path / "rep")
     total_rows = sum(split["rows"] for split in manifest["splits"].values())
 
-    assert result.rows_by_language == _summed(manifest, "language")
-    assert result.rows_by_task == _summed(manifest, "task")
-    assert result.rows_by_direction == _summed(manifest, "direction")
+    assert result.rows_by_language == summed_counts(manifest, "language")
+    assert result.rows_by_task == summed_counts(manifest, "task")
+    assert result.rows_by_direction == summed_counts(manifest, "direction")
     assert result.funnel == _funnel(manifest)
     assert set(result.length_histograms) == set(result.rows_by_task)
     for task, (counts, edges) in result.length_histograms.items():
@@ -89,12 +79,31 @@ def test_numbers_match_the_manifest(which: str, request: pytest.FixtureRequest, 
     assert all(v > 0 for v in result.tokens_by_language.values())
     assert result.tier_by_language["eng_Latn"] == "high"
     assert set(result.samples) == set(result.rows_by_task)
+    # The figures at this scale too: a fixed size, and every row in one category and kind.
+    assert sum(sum(t.values()) for t in result.rows_by_category.values()) == total_rows
+    assert sum(result.rows_by_direction_kind.values()) == total_rows
+    assert result.funnel_rows[-1] == {
+        "stage": "written",
+        "level": "output",
+        "unit": "rows",
+        "in": total_rows,
+        "out": total_rows,
+        "dropped": 0,
+    }
+    for path in result.png_paths.values():
+        width, height = struct.unpack(">II", path.read_bytes()[16:24])
+        assert max(width, height) <= 2400
 
 
 def test_mix_has_every_task_family(mix_build: Path, tmp_path: Path):
     result = write_report(mix_build, tmp_path / "rep")
     assert len(result.rows_by_task) >= 6
     assert {"translation", "chat", "comprehension"} <= set(result.rows_by_task)
+    # BayLing 2's categories: the pivot instructions are the Chinese and English rows.
+    tasks = summed_counts(manifest_of(mix_build), "task")
+    assert result.rows_by_category["Chinese"] == {"instructions_zh": tasks["instructions_zh"]}
+    assert result.rows_by_category["English"] == {"instructions_en": tasks["instructions_en"]}
+    assert "translation" in result.rows_by_category["cross-lingual"]
 
 
 def test_html_embeds_every_png_and_reads_offline(pivot_build: Path, tmp_path: Path):
@@ -124,7 +133,7 @@ def test_default_folder_keeps_the_build_loadable(pivot_build: Path):
     assert result.html_path == pivot_build / "report" / "report.html"
     assert all(p.parent == pivot_build / "report" for p in result.png_paths.values())
     loaded = datasets.load_from_disk(str(pivot_build))
-    manifest = _manifest(pivot_build)
+    manifest = manifest_of(pivot_build)
     assert {name: len(split) for name, split in loaded.items()} == {
         name: split["rows"] for name, split in manifest["splits"].items()
     }

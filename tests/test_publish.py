@@ -192,7 +192,7 @@ def test_dry_run_stages_a_loadable_repo(
     card = (staging / "README.md").read_text("utf-8")
     assert manifest["signature"] in card
     assert f'load_dataset("{REPO}")' in card
-    assert "## Filter funnel" in card and "## Templates" in card
+    assert "##### Filter funnel" in card and "### Templates" in card
 
 
 def test_dry_run_without_staging_dir_names_a_temp_folder(
@@ -327,5 +327,6 @@ def test_publish_command_line_dry_run(tmp_path, capsys):
     )
     assert code == 0
     assert (tmp_path / "s" / "README.md").is_file()
-    assert "would create dataset repo org/name" in capsys.readouterr().out
+    # The command line prints its human summary on stderr (stdout is for --json).
+    assert "would create dataset repo org/name" in capsys.readouterr().err
     assert main(["publish", str(out), "--repo", "not-a-repo", "--dry-run"]) == 2

@@ -23,6 +23,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from bayling_data.errors import BaylingError
+from bayling_data.io.card import funnel_rows, hub_language
+from bayling_data.io.report_plots import PLOTS
 from bayling_data.io.shards import iter_split_batches
 from bayling_data.io.staging import output_errors
 from bayling_data.progress import Progress
@@ -34,7 +37,6 @@ TOP_DIRECTIONS = 20
 SAMPLES_PER_TASK = 3
 SAMPLE_CHARS = 400
 HIST_BINS = 30
-TIER_COLOURS = {"high": "#1f77b4", "low": "#ff7f0e", "unknown": "#7f7f7f"}
 
 
 @dataclass
@@ -59,6 +61,22 @@ class ReportResult:
     funnel: dict[str, dict[str, dict[str, int]]]
     """Per filter (in manifest order), per language: ``in``, ``dropped``, ``out``."""
     samples: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    total_rows: int = 0
+    language_rows: dict[str, int] = field(default_factory=dict)
+    """Rows per language, a row counted once for each language it involves (source or target):
+    what the language figure shows."""
+    rows_by_category: dict[str, dict[str, int]] = field(default_factory=dict)
+    """``Chinese`` / ``English`` / ``cross-lingual`` -> task -> rows (BayLing 2's Fig. 3). A row
+    is Chinese (English) when its source and target are both Chinese (English)."""
+    rows_by_direction_kind: dict[str, int] = field(default_factory=dict)
+    """Rows per kind of direction: to a pivot, from a pivot, between the pivots, monolingual."""
+    funnel_rows: list[dict[str, object]] = field(default_factory=list)
+    """The build's stages in sides (segment filters) and rows (tasks to the rows written), as
+    :func:`bayling_data.io.card.funnel_rows` gives them."""
+    sides_dropped_by_language: dict[str, int] = field(default_factory=dict)
+    mean_length: dict[str, float] = field(default_factory=dict)
+    tokenizer_label: str | None = None
+    """The tokenizer as the plots name it (a local path's last part, or the Hub name)."""
 
 
 def _recipe_tokenizer(recipe: dict) -> str | None:
@@ -70,13 +88,70 @@ def _recipe_tokenizer(recipe: dict) -> str | None:
     return None
 
 
+def tokenizer_label(name: str) -> str:
+    """A tokenizer as a plot names it: a local file or folder by its last part (the report may
+    be shared), a Hub name as given."""
+    path = Path(name)
+    return path.name if path.exists() else name
+
+
 def _length_counter(tokenizer: str | None) -> Callable[[list[str]], list[int]] | None:
-    """Tokens per text with the recipe's tokenizer; None: characters, counted on the column."""
+    """Tokens per text with ``tokenizer``; None: characters, counted on the column.
+
+    A ``tokenizer.json`` (the ``tokenizers`` library), a SentencePiece ``.model`` file or a
+    tokenizer folder load from local files only; any other name is a Hub tokenizer, which needs
+    the network or a cached copy, and is refused in one line when the Hub is offline.
+    """
     if tokenizer is None:
         return None
     from bayling_data.filters.units import load_token_counter
 
+    path = Path(tokenizer).expanduser()
+    if path.is_dir() and not (path / "tokenizer_config.json").is_file():
+        for inner in ("tokenizer.json", "tokenizer.model", "spiece.model", "sentencepiece.model"):
+            if (path / inner).is_file():
+                path = path / inner
+                break
+    if path.is_file() and path.suffix == ".json":
+        return _json_tokenizer(path)
+    if path.exists():
+        return load_token_counter(str(path))
+    if tokenizer.startswith((".", "/", "~")) or tokenizer.endswith((".json", ".model")):
+        raise BaylingError(f"--tokenizer {tokenizer}: no such file or folder")
+    import huggingface_hub.constants as hub
+
+    if hub.HF_HUB_OFFLINE:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(tokenizer, "tokenizer_config.json")
+        except ValueError:  # not a valid repo id
+            cached = None
+        if not isinstance(cached, str):
+            raise BaylingError(
+                f"--tokenizer {tokenizer}: a Hub name, and the Hub is offline (HF_HUB_OFFLINE) "
+                "with no cached copy; give a tokenizer.json, a SentencePiece .model or a "
+                "tokenizer folder"
+            )
     return load_token_counter(tokenizer)
+
+
+def _json_tokenizer(path: Path) -> Callable[[list[str]], list[int]]:
+    """Tokens per text with a ``tokenizers`` JSON file (what a Hub tokenizer folder holds)."""
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        raise BaylingError(
+            f"--tokenizer {path}: tokenizer.json files need `pip install tokenizers`"
+        ) from None
+    try:
+        loaded = Tokenizer.from_file(str(path))
+    except Exception as err:  # tokenizers raises its own Exception type for a bad file
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise BaylingError(f"--tokenizer {path}: not a tokenizers JSON file ({first})") from None
+    return lambda texts: [
+        len(encoded.ids) for encoded in loaded.encode_batch(texts, add_special_tokens=False)
+    ]
 
 
 def _tier(code: str) -> str:
@@ -157,6 +232,7 @@ def _collect(
     rows_by_task: Counter[str] = Counter()
     rows_by_direction: Counter[str] = Counter()
     lengths: dict[str, Counter[int]] = {}
+    pairs: Counter[tuple[str, str, str]] = Counter()
     samples: dict[str, list[dict[str, str]]] = {}
     splits = manifest.get("splits", {})
     for split in sorted(splits):
@@ -183,6 +259,19 @@ def _collect(
                     strict=True,
                 ):
                     lengths.setdefault(task, Counter())[int(size)] += int(n)
+                triples = (
+                    pa.table({c: batch.column(c) for c in ("task", "src_lang", "tgt_lang")})
+                    .group_by(["task", "src_lang", "tgt_lang"])
+                    .aggregate([("task", "count")])
+                )
+                for task, src, tgt, n in zip(
+                    *(
+                        triples.column(c).to_pylist()
+                        for c in ("task", "src_lang", "tgt_lang", "task_count")
+                    ),
+                    strict=True,
+                ):
+                    pairs[(task, src, tgt)] += int(n)
                 _pick_samples(samples, batch, split)
                 advance(batch.num_rows)
     return {
@@ -191,8 +280,85 @@ def _collect(
         "rows_by_task": dict(sorted(rows_by_task.items())),
         "rows_by_direction": dict(sorted(rows_by_direction.items())),
         "lengths": dict(sorted(lengths.items())),
+        "pairs": dict(sorted(pairs.items())),
         "samples": dict(sorted(samples.items())),
     }
+
+
+def _category(src: str, tgt: str) -> str:
+    """BayLing 2's three kinds of instruction: Chinese, English, cross-lingual."""
+    if src == tgt:
+        code = hub_language(src)
+        if code == "zh":
+            return "Chinese"
+        if code == "en":
+            return "English"
+    return "cross-lingual"
+
+
+def _direction_kind(src: str, tgt: str, pivots: list[str]) -> str:
+    """A direction by how it meets the pivots: ``X -> eng_Latn``, ``zho_Hans -> X`` ..."""
+    if src == tgt:
+        return f"monolingual {src}" if src in pivots else "monolingual, other language"
+    if src in pivots and tgt in pivots:
+        return "between the pivots"
+    if tgt in pivots:
+        return f"X -> {tgt}"
+    if src in pivots:
+        return f"{src} -> X"
+    return "X -> Y (no pivot)"
+
+
+def _derived(pairs: dict[tuple[str, str, str], int], pivots: list[str]) -> dict[str, dict]:
+    """Per-language rows (once per language a row involves), categories and direction kinds,
+    from the rows per (task, source, target)."""
+    language_rows: Counter[str] = Counter()
+    categories: dict[str, Counter[str]] = {}
+    kinds: Counter[str] = Counter()
+    for (task, src, tgt), n in pairs.items():
+        language_rows[src] += n
+        if tgt != src:
+            language_rows[tgt] += n
+        categories.setdefault(_category(src, tgt), Counter())[task] += n
+        kinds[_direction_kind(src, tgt, pivots)] += n
+    order = [
+        *(f"X -> {p}" for p in pivots),
+        *(f"{p} -> X" for p in pivots),
+        "between the pivots",
+        *(f"monolingual {p}" for p in pivots),
+        "monolingual, other language",
+        "X -> Y (no pivot)",
+    ]
+    return {
+        "language_rows": dict(sorted(language_rows.items())),
+        "rows_by_category": {
+            c: dict(sorted(categories[c].items()))
+            for c in ("Chinese", "English", "cross-lingual")
+            if c in categories
+        },
+        "rows_by_direction_kind": {k: kinds[k] for k in order if kinds.get(k)},
+    }
+
+
+def _sides_dropped(funnel: dict[str, dict[str, dict[str, int]]], manifest: dict) -> dict[str, int]:
+    """Sides each language lost in the segment filters."""
+    stages = manifest.get("funnel", [])
+    segment = {str(stage["name"]) for stage in stages if stage.get("level") == "segment"}
+    lost: Counter[str] = Counter()
+    for name, per in funnel.items():
+        if name.split("#")[0] in segment:
+            for lang, entry in per.items():
+                lost[lang] += entry["dropped"]
+    return dict(sorted(lost.items()))
+
+
+def _means(lengths: dict[str, Counter[int]]) -> dict[str, float]:
+    means = {}
+    for task, values in lengths.items():
+        rows = sum(values.values())
+        if rows:
+            means[task] = sum(size * n for size, n in values.items()) / rows
+    return means
 
 
 def _pick_samples(
@@ -249,141 +415,6 @@ def _histograms(lengths: dict[str, Counter[int]]) -> dict[str, tuple[list[int], 
     return result
 
 
-def _plot_languages(result: ReportResult, path: Path) -> None:
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-
-    langs = sorted(result.rows_by_language, key=lambda c: (-result.rows_by_language[c], c))
-    colours = [TIER_COLOURS.get(result.tier_by_language[c], "#7f7f7f") for c in langs]
-    width = max(8.0, 0.45 * len(langs) + 2)
-    fig, axes = plt.subplots(2, 1, figsize=(width, 8), sharex=True)
-    unit = "tokens" if result.length_unit == "tokens" else "characters"
-    for ax, values, label in (
-        (axes[0], result.rows_by_language, "rows (per side)"),
-        (axes[1], result.tokens_by_language, f"{unit} (per side)"),
-    ):
-        # Bars grow from 0.5 so that a language with a single row still shows on the log scale.
-        heights = [max(values[c], 0) for c in langs]
-        ax.bar(range(len(langs)), [h - 0.5 if h else 0 for h in heights], bottom=0.5, color=colours)
-        ax.set_yscale("log")
-        ax.set_ylim(bottom=0.5)
-        ax.set_ylabel(f"{label}, log scale")
-        ax.grid(axis="y", which="major", alpha=0.3)
-    axes[1].set_xticks(range(len(langs)), langs, rotation=60, ha="right", fontsize=8)
-    tiers = sorted(set(result.tier_by_language.values()))
-    axes[0].legend(
-        handles=[Patch(color=TIER_COLOURS.get(t, "#7f7f7f"), label=f"{t} resource") for t in tiers],
-        title="registry tier",
-        loc="upper right",
-    )
-    axes[0].set_title("Language distribution (a row counts for its source and its target)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def _plot_categories(result: ReportResult, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    tasks = sorted(result.rows_by_task, key=lambda t: (-result.rows_by_task[t], t))
-    directions = sorted(result.rows_by_direction, key=lambda d: (-result.rows_by_direction[d], d))
-    top = directions[:TOP_DIRECTIONS]
-    fig, (left, right) = plt.subplots(
-        1, 2, figsize=(14, max(4.5, 0.3 * max(len(top), len(tasks)) + 1.5))
-    )
-    total = sum(result.rows_by_task.values()) or 1
-    left.barh(range(len(tasks)), [result.rows_by_task[t] for t in tasks], color="#2ca02c")
-    left.set_yticks(range(len(tasks)), tasks)
-    left.invert_yaxis()
-    for i, t in enumerate(tasks):
-        n = result.rows_by_task[t]
-        left.text(n, i, f" {n:,} ({100 * n / total:.1f}%)", va="center", fontsize=8)
-    left.set_xlim(0, max(result.rows_by_task.values(), default=1) * 1.35)
-    left.set_xlabel("rows")
-    left.set_title("Rows per task family")
-    right.barh(range(len(top)), [result.rows_by_direction[d] for d in top], color="#9467bd")
-    right.set_yticks(range(len(top)), top, fontsize=8)
-    right.invert_yaxis()
-    right.set_xlabel("rows")
-    shown = f"top {len(top)} of {len(directions)}" if len(directions) > len(top) else "all"
-    right.set_title(f"Rows per direction ({shown})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def _plot_lengths(result: ReportResult, path: Path) -> None:
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    tasks = list(result.length_histograms)
-    cols = min(3, max(1, len(tasks)))
-    rows = max(1, -(-len(tasks) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(max(8, 5 * cols), 3.2 * rows + 1), squeeze=False)
-    if result.tokenizer:
-        unit = f"tokens ({Path(result.tokenizer).name})"
-    else:
-        unit = "characters (no tokenizer in the recipe)"
-    for ax, task in zip(axes.flat, tasks, strict=False):
-        counts, edges = result.length_histograms[task]
-        ax.stairs(counts, edges, fill=True, color="#17becf")
-        ax.set_title(f"{task} ({sum(counts):,} rows)", fontsize=10)
-        ax.set_xlabel(unit, fontsize=8)
-        ax.set_ylabel("rows", fontsize=8)
-        ax.tick_params(labelsize=8)
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # rows are whole numbers
-    for ax in list(axes.flat)[len(tasks) :]:
-        ax.set_visible(False)
-    fig.suptitle(f"Length per instruction (all messages)\nunit: {unit}", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def _plot_funnel(result: ReportResult, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    filters = list(result.funnel) or ["(no filters)"]
-    langs = sorted({lang for per in result.funnel.values() for lang in per})
-    fig, axes = plt.subplots(
-        1, len(filters), figsize=(max(8, 2.6 * len(filters)), 0.3 * len(langs) + 2.5), sharey=True
-    )
-    axes = np.atleast_1d(axes)
-    positions = range(len(langs))
-    for ax, name in zip(axes, filters, strict=True):
-        per = result.funnel.get(name, {})
-        kept = [per.get(lang, {}).get("out", 0) for lang in langs]
-        dropped = [per.get(lang, {}).get("dropped", 0) for lang in langs]
-        ax.barh(positions, kept, color="#2ca02c", label="kept")
-        ax.barh(positions, dropped, left=kept, color="#d62728", label="dropped")
-        for i, (k, d) in enumerate(zip(kept, dropped, strict=True)):
-            if d:
-                ax.text(k + d, i, f" -{d}", va="center", fontsize=7, color="#d62728")
-        ax.set_title(f"{name}\n{sum(dropped):,} dropped (sum over langs)", fontsize=9)
-        ax.tick_params(axis="x", labelsize=7, rotation=30)
-        ax.set_xlim(0, max((k + d for k, d in zip(kept, dropped, strict=True)), default=1) * 1.25)
-    axes[0].set_yticks(list(positions), langs, fontsize=8)
-    axes[0].invert_yaxis()
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper right", fontsize=8, ncols=2)
-    fig.suptitle(
-        "Filter funnel per language (segment filters: sides; instruction filters: rows "
-        "involving the language)",
-        fontsize=10,
-    )
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-PLOTS: dict[str, tuple[str, Callable[[ReportResult, Path], None]]] = {
-    "languages": ("Language distribution", _plot_languages),
-    "categories": ("Instruction categories", _plot_categories),
-    "lengths": ("Length per instruction", _plot_lengths),
-    "funnel": ("Filter funnel", _plot_funnel),
-}
-
-
 def _html(result: ReportResult, manifest: dict) -> str:
     """The page: every PNG inlined as a data URI, every text from the data escaped."""
     esc = html.escape
@@ -392,7 +423,7 @@ def _html(result: ReportResult, manifest: dict) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>bayling-data report: {esc(str(recipe.get('name', '')))}</title>",
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}"
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1650px}"
         "img{max-width:100%;border:1px solid #ddd}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:4px;vertical-align:top;text-align:left}"
         "td.t{white-space:pre-wrap;max-width:40em}</style></head><body>",
@@ -401,7 +432,7 @@ def _html(result: ReportResult, manifest: dict) -> str:
         f"<p>Rows: {sum(result.rows_by_task.values()):,}; "
         f"splits: {esc(', '.join(sorted(manifest.get('splits', {}))))}; "
         f"length unit: {esc(result.length_unit)}"
-        f"{' (' + esc(result.tokenizer) + ')' if result.tokenizer else ''}.</p>",
+        f"{' (' + esc(result.tokenizer_label or '') + ')' if result.tokenizer else ''}.</p>",
     ]
     for key, (title, _) in PLOTS.items():
         data = base64.b64encode(result.png_paths[key].read_bytes()).decode("ascii")
@@ -426,12 +457,18 @@ def _html(result: ReportResult, manifest: dict) -> str:
 
 
 def write_report(
-    out_dir: str | Path, to_dir: str | Path | None = None, *, progress: Progress | None = None
+    out_dir: str | Path,
+    to_dir: str | Path | None = None,
+    *,
+    tokenizer: str | None = None,
+    progress: Progress | None = None,
 ) -> ReportResult:
     """Write ``report.html`` and the plots' PNGs for the build in ``out_dir``.
 
     Files go to ``to_dir`` or ``out_dir/report`` (``datasets.load_from_disk`` ignores it). The
-    shards are read batch by batch, so memory does not grow with the build.
+    shards are read batch by batch, so memory does not grow with the build. Lengths are in
+    tokens of ``tokenizer`` (else of the first tokenizer the recipe's filters name), else in
+    characters.
     """
     progress = progress or Progress.off()
     import matplotlib
@@ -442,12 +479,16 @@ def write_report(
     target = Path(to_dir) if to_dir is not None else out_dir / REPORT_DIRNAME
     manifest = read_manifest(out_dir)  # a one-line error when out_dir is not a build
     key = "--to" if to_dir is not None else "report"
+    tokenizer = tokenizer or _recipe_tokenizer(manifest.get("recipe", {}))
+    counter = _length_counter(tokenizer)  # a bad tokenizer fails before any reading
     # The folder before the reading: a folder that cannot be made fails at once, not after
     # minutes of progress lines.
     with output_errors(target, key):
         target.mkdir(parents=True, exist_ok=True)
-    tokenizer = _recipe_tokenizer(manifest.get("recipe", {}))
-    collected = _collect(out_dir, manifest, _length_counter(tokenizer), progress)
+    collected = _collect(out_dir, manifest, counter, progress)
+    pivots = list((manifest.get("languages") or {}).get("pivots") or [])
+    derived = _derived(collected["pairs"], pivots)
+    funnel = _funnel(manifest)
     result = ReportResult(
         html_path=target / HTML_NAME,
         png_paths={key: target / f"{key}.png" for key in PLOTS},
@@ -459,8 +500,16 @@ def write_report(
         length_unit="tokens" if tokenizer else "characters",
         tokenizer=tokenizer,
         length_histograms=_histograms(collected["lengths"]),
-        funnel=_funnel(manifest),
+        funnel=funnel,
         samples=collected["samples"],
+        total_rows=sum(collected["rows_by_task"].values()),
+        language_rows=derived["language_rows"],
+        rows_by_category=derived["rows_by_category"],
+        rows_by_direction_kind=derived["rows_by_direction_kind"],
+        funnel_rows=funnel_rows(manifest),
+        sides_dropped_by_language=_sides_dropped(funnel, manifest),
+        mean_length=_means(collected["lengths"]),
+        tokenizer_label=tokenizer_label(tokenizer) if tokenizer else None,
     )
     with output_errors(target, key):
         with progress.phase("plot", len(PLOTS), "plots") as advance:
@@ -472,3 +521,19 @@ def write_report(
         partial.write_text(_html(result, manifest), "utf-8")
         os.replace(partial, result.html_path)
     return result
+
+
+def figures_json(result: ReportResult) -> dict[str, object]:
+    """The numbers behind the figures, for ``report --json``."""
+    return {
+        "total_rows": result.total_rows,
+        "rows_by_task": result.rows_by_task,
+        "rows_by_category": result.rows_by_category,
+        "rows_by_direction_kind": result.rows_by_direction_kind,
+        "language_rows": result.language_rows,
+        "tier_by_language": result.tier_by_language,
+        "funnel": result.funnel_rows,
+        "length_unit": result.length_unit,
+        "tokenizer": result.tokenizer_label,
+        "mean_length": {t: round(v, 2) for t, v in result.mean_length.items()},
+    }

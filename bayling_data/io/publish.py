@@ -25,42 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import yaml
 
 from bayling_data.errors import BaylingError
+from bayling_data.io.card import SplitCensus, build_card
+from bayling_data.io.card import hub_language as hub_language  # re-exported: publish's API
+from bayling_data.io.card import size_category as size_category
 from bayling_data.io.shards import iter_split_batches, split_schema
 from bayling_data.io.staging import output_errors
 from bayling_data.progress import Advance, Progress
 
-# Task type (the ``task`` column) -> Hub task categories. Every task is instruction data, so
-# ``text-generation`` is always listed as well.
-_TASK_CATEGORIES = {
-    "translation": ["translation"],
-    "constrained_translation": ["translation"],
-    "pivot_qa": ["question-answering"],
-    "comprehension": ["question-answering", "text-classification"],
-}
-
-# Licenses of the corpora we know; anything else is shown as unknown rather than guessed.
-_SOURCE_LICENSES = {"flores200": "cc-by-sa-4.0", "flores101": "cc-by-sa-4.0"}
-
-# The Hub's ``size_categories`` buckets, as (upper bound exclusive, label).
-_SIZE_BUCKETS = [
-    (1_000, "n<1K"),
-    (10_000, "1K<n<10K"),
-    (100_000, "10K<n<100K"),
-    (1_000_000, "100K<n<1M"),
-    (10_000_000, "1M<n<10M"),
-    (100_000_000, "10M<n<100M"),
-    (1_000_000_000, "100M<n<1B"),
-    (10_000_000_000, "1B<n<10B"),
-    (100_000_000_000, "10B<n<100B"),
-    (1_000_000_000_000, "100B<n<1T"),
-]
-
-_LANGUAGE_COLUMNS = ("src_lang", "tgt_lang", "prompt_lang")
 ROW_GROUP_ROWS = 10_000  # rows per Parquet row group
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -79,25 +53,6 @@ class PublishResult:
     languages: tuple[str, ...] = field(default=())
 
 
-def size_category(n: int) -> str:
-    """The Hub's ``size_categories`` bucket for ``n`` rows."""
-    for bound, label in _SIZE_BUCKETS:
-        if n < bound:
-            return label
-    return "n>1T"
-
-
-def hub_language(code: str) -> str:
-    """ISO 639-1 where the registry has one, else ISO 639-3 (what the Hub's ``language`` takes)."""
-    from bayling_data.languages import registry
-
-    try:
-        lang = registry().get(code)
-    except BaylingError:
-        return code.split("_")[0]
-    return lang.iso639_1 or lang.iso639_3 or code.split("_")[0]
-
-
 def _read_manifest(out_dir: Path) -> dict[str, Any]:
     path = out_dir / "manifest.json"
     if not path.is_file():
@@ -108,154 +63,6 @@ def _read_manifest(out_dir: Path) -> dict[str, Any]:
         return json.loads(path.read_text("utf-8"))
     except json.JSONDecodeError as exc:
         raise BaylingError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-
-
-@dataclass
-class SplitCensus:
-    """What the dataset card says about a split, gathered batch by batch: rows, the languages
-    and tasks it holds, and the template ids each task used (all bounded by the recipe, not by
-    the number of rows)."""
-
-    rows: int = 0
-    languages: set[str] = field(default_factory=set)
-    task_rows: dict[str, int] = field(default_factory=dict)
-    templates: dict[str, set[str]] = field(default_factory=dict)
-
-    def add(self, batch: pa.RecordBatch) -> None:
-        self.rows += batch.num_rows
-        names = batch.schema.names
-        for column in _LANGUAGE_COLUMNS:
-            if column in names:
-                self.languages.update(v for v in pc.unique(batch.column(column)).to_pylist() if v)
-        if "task" not in names:
-            return
-        counted = pc.value_counts(batch.column("task"))
-        for task, n in zip(
-            counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True
-        ):
-            if task:
-                self.task_rows[task] = self.task_rows.get(task, 0) + n
-                self.templates.setdefault(task, set())
-        if "template_id" in names:
-            pairs = pa.table({"t": batch.column("task"), "id": batch.column("template_id")})
-            distinct = pairs.group_by(["t", "id"]).aggregate([])
-            for task, template in zip(
-                distinct.column("t").to_pylist(), distinct.column("id").to_pylist(), strict=True
-            ):
-                if task and template:
-                    self.templates[task].add(template)
-
-    @property
-    def tasks(self) -> set[str]:
-        return set(self.task_rows)
-
-
-def _template_counts(census: dict[str, SplitCensus]) -> dict[str, dict[str, int]]:
-    """Per task: distinct template ids used and rows, over all splits."""
-    templates: dict[str, set[str]] = {}
-    rows: dict[str, int] = {}
-    for split in census.values():
-        for task, n in split.task_rows.items():
-            rows[task] = rows.get(task, 0) + n
-            templates.setdefault(task, set()).update(split.templates.get(task, ()))
-    return {
-        task: {"templates": len(templates[task]), "rows": rows[task]} for task in sorted(templates)
-    }
-
-
-def _table(header: list[str], body: list[list[object]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in body]
-    return "\n".join(lines)
-
-
-def build_card(
-    manifest: dict[str, Any],
-    repo: str,
-    census: dict[str, SplitCensus],
-    data_files: dict[str, list[str]],
-) -> str:
-    """The README.md dataset card: Hub metadata in the front matter, provenance in the body."""
-    recipe = dict(manifest.get("recipe") or {})
-    codes = sorted({c for split in census.values() for c in split.languages})
-    tasks = sorted({task for split in census.values() for task in split.tasks})
-    categories = sorted({c for task in tasks for c in _TASK_CATEGORIES.get(task, [])})
-    total = sum(split.rows for split in census.values())
-    front: dict[str, Any] = {
-        "pretty_name": recipe.get("name") or repo.split("/")[-1],
-        "license": recipe.get("license") or "other",
-        "language": sorted({hub_language(c) for c in codes}),
-        "task_categories": sorted(set(categories) | {"text-generation"}),
-        "size_categories": [size_category(total)],
-        "tags": ["bayling-data", "instruction-tuning", "cross-lingual"],
-        "configs": [
-            {
-                "config_name": "default",
-                "data_files": [
-                    {"split": split, "path": f"data/{split}-*.parquet"} for split in data_files
-                ],
-            }
-        ],
-    }
-    out: list[str] = ["---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip()]
-    out += ["---", "", f"# {front['pretty_name']}", ""]
-    if recipe.get("description"):
-        out += [str(recipe["description"]), ""]
-    out += [
-        f"Built with bayling-data {manifest.get('bayling_data_version', '?')} from the recipe "
-        f"below. Manifest signature: `{manifest.get('signature', '?')}`.",
-        "",
-        "## Loading",
-        "",
-        "```python",
-        "import datasets",
-        "",
-        f'ds = datasets.load_dataset("{repo}")',
-        "```",
-        "",
-        "## Splits",
-        "",
-        _table(["split", "rows"], [[s, c.rows] for s, c in census.items()]),
-        "",
-        "## Languages",
-        "",
-    ]
-    counts = manifest.get("splits", {})
-    lang_rows = []
-    for code in codes:
-        per_split = [
-            counts.get(s, {}).get("counts", {}).get("language", {}).get(code, 0) for s in census
-        ]
-        lang_rows.append([code, hub_language(code), *per_split])
-    out += [_table(["language", "ISO", *[f"rows ({s})" for s in census]], lang_rows), ""]
-    out += ["## Sources", ""]
-    source_rows = []
-    for source in manifest.get("sources", []):
-        corpus = source.get("corpus") or source.get("type", "?")
-        splits = ", ".join(f"{k}: {v}" for k, v in (source.get("splits") or {}).items())
-        license_ = _SOURCE_LICENSES.get(str(corpus), "unknown (check the source's terms)")
-        source_rows.append([corpus, source.get("type", "?"), splits or "-", license_])
-    out += [_table(["corpus", "type", "segments per split", "license"], source_rows), ""]
-    out += ["## Mixture", ""]
-    mixture_rows = []
-    for task, info in (manifest.get("mixture", {}).get("tasks") or {}).items():
-        mixture_rows.append([task, info.get("weight"), info.get("available"), info.get("kept")])
-    out += [_table(["task", "weight", "available", "kept"], mixture_rows), ""]
-    out += ["## Templates", ""]
-    template_rows = [[t, c["templates"], c["rows"]] for t, c in _template_counts(census).items()]
-    out += [_table(["task", "templates used", "rows"], template_rows), ""]
-    out += ["## Filter funnel", ""]
-    funnel_rows = [
-        [s.get("name"), s.get("level"), s.get("rows_in"), s.get("rows_out")]
-        for s in manifest.get("funnel", [])
-    ]
-    out += [_table(["stage", "level", "rows in", "rows out"], funnel_rows), ""]
-    # The build's output folder is a local path that means nothing on the Hub.
-    if isinstance(recipe.get("output"), dict):
-        recipe["output"] = {k: v for k, v in recipe["output"].items() if k != "dir"}
-    out += ["## Recipe", "", "```yaml"]
-    out += [yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True).rstrip(), "```", ""]
-    return "\n".join(out)
 
 
 def _parquet_parts(
@@ -361,7 +168,14 @@ def stage(
                 f"{out_dir / split}: cannot read the split's shards ({exc})"
             ) from None
         data_files[split] = names
-    card = build_card(manifest, repo, census, data_files)
+    card = build_card(
+        manifest,
+        repo,
+        census,
+        data_files,
+        features=_features(out_dir, splits[0]),
+        file_sizes={n: (folder / n).stat().st_size for names in data_files.values() for n in names},
+    )
     with output_errors(folder, "--staging-dir"):
         (folder / "README.md").write_text(card, "utf-8")  # last: a folder without it is unfinished
     files = ("README.md", *[n for names in data_files.values() for n in names])
@@ -374,6 +188,16 @@ def stage(
         dry_run=True,
         languages=tuple(codes),
     )
+
+
+def _features(out_dir: Path, split: str) -> list[dict[str, Any]] | None:
+    """The split's columns as the Hub's ``dataset_info.features`` (from the shards' schema)."""
+    import datasets
+
+    try:
+        return datasets.Features.from_arrow_schema(split_schema(out_dir, split))._to_yaml_list()
+    except (OSError, KeyError, ValueError, pa.ArrowInvalid):
+        return None
 
 
 def _scrub(text: str, secrets: list[str]) -> str:
