@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bayling_data import __version__
+from bayling_data.checks import SourceRead, sources_as_read
 from bayling_data.errors import BaylingError, OutputError, RecipeError
 from bayling_data.executors import Executor, InProcessExecutor, make_executor
 from bayling_data.executors.base import available_cores
@@ -122,6 +123,8 @@ class BuildReport:
     manifest: dict[str, object]
     stats: list[StageStats]
     seconds: dict[str, float] = field(default_factory=dict)
+    #: Each source's segments as read, and what it skipped (for the zero-row warnings).
+    sources: list[SourceRead] = field(default_factory=list)
 
 
 def _keyed(key: str, factory: Callable[..., Any], *args: object) -> Any:
@@ -770,9 +773,13 @@ def run_build(
         work.release()
     work.remove()
     seconds["total"] = time.perf_counter() - started
+    segments = [0] * len(plan.sources)
+    for shard in read["shards"]:
+        segments[shard["source"]] += shard["segments"]
     return BuildReport(
         out_dir=out_dir,
         manifest=manifest,
         stats=[stats for stats, _ in stage_counts],
         seconds=seconds,
+        sources=sources_as_read(read["sources"], segments),
     )
