@@ -34,7 +34,12 @@ from bayling_data.executors.base import available_cores
 from bayling_data.executors.local import start_fork_server
 from bayling_data.filters import InstructionFilter, SegmentFilter, build_filter
 from bayling_data.io.shards import SplitWriter, write_dataset_dict
-from bayling_data.io.staging import MANIFEST_NAME, check_output_dir, staged_output
+from bayling_data.io.staging import (
+    MANIFEST_NAME,
+    check_output_dir,
+    clear_interrupted,
+    staged_output,
+)
 from bayling_data.io.workdir import (
     ArrowSink,
     WorkDir,
@@ -645,6 +650,7 @@ def run_build(
         resume,
         restart,
     )
+    clear_interrupted(out_dir)  # a killed build's partial output; this build holds the lock now
     execution = recipe.execution
     if executor is None and _pool_likely(plan):
         start_fork_server()
