@@ -101,35 +101,53 @@ def empty_source_warnings(sources: Iterable[SourceRead]) -> list[str]:
     return warnings
 
 
+def _mixture_candidates(mixture: dict[str, Any], code: str) -> tuple[int, int]:
+    """(candidate rows of the language over every task, rows the mixture kept of them)."""
+    available = kept = 0
+    for task in (mixture.get("tasks") or {}).values():
+        entry = (task.get("languages") or {}).get(code) or {}
+        available += int(entry.get("available", 0))
+        kept += int(entry.get("kept", 0))
+    return available, kept
+
+
+def _sides_left(stats: StageStats, code: str) -> int:
+    entry = stats.by_key.get(code) or {"in": 0, "dropped": 0}
+    return int(entry["in"]) - int(entry["dropped"])
+
+
 def empty_language_warnings(
     languages: Iterable[str],
     rows: dict[str, int],
     sources: Sequence[SourceRead],
     stats: Sequence[StageStats] = (),
+    mixture: dict[str, Any] | None = None,
 ) -> list[str]:
     """One line per language of the build that ends with no row, and the likeliest reason: its
-    sources yielded nothing, or filters dropped every side of it."""
+    sources yielded nothing, filters dropped every side of it, or the mixture kept none of it."""
     warnings = []
+    filters = [s for s in stats if s.level == "segment" and s.by_key]
     for code in languages:
         if rows.get(code, 0):
             continue
         holding = [source for source in sources if code in source.languages]
         if not holding:
             continue  # a pivot no source holds: nothing was expected of it
-        read = sum(source.segments for source in holding)
-        if not read:
+        if not sum(source.segments for source in holding):
             names = ", ".join(f"{s.key} ({s.corpus})" for s in holding)
             why = f"{names} yielded 0 segments with it"
-        else:
-            drops = [
-                (s.name, s.by_key[code]["dropped"])
-                for s in stats
-                if s.level == "segment" and s.by_key.get(code, {}).get("dropped")
-            ]
-            dropped = ", ".join(f"{name} {n:,}" for name, n in drops)
-            why = f"{read:,} segments read; " + (
-                f"sides dropped by filters: {dropped}" if drops else "the tasks made no row of it"
+        elif filters and code in filters[0].by_key and not _sides_left(filters[-1], code):
+            sides = filters[0].by_key[code]["in"]
+            dropped = ", ".join(
+                f"{s.name} {s.by_key[code]['dropped']:,}"
+                for s in filters
+                if s.by_key.get(code, {}).get("dropped")
             )
+            why = f"filters dropped all {sides:,} of its sides ({dropped})"
+        elif (candidates := _mixture_candidates(mixture or {}, code))[0]:
+            why = f"the mixture kept none of its {candidates[0]:,} candidate rows"
+        else:
+            why = "the tasks made no row of it (its directions, or too few segments)"
         warnings.append(f"{code} yields 0 rows: {why}")
     return warnings
 
@@ -146,6 +164,10 @@ def build_warnings(report: Any) -> list[str]:
     return [
         *empty_source_warnings(sources),
         *empty_language_warnings(
-            [*languages["pivots"], *languages["targets"]], rows, sources, report.stats
+            [*languages["pivots"], *languages["targets"]],
+            rows,
+            sources,
+            report.stats,
+            manifest.get("mixture"),
         ),
     ]

@@ -456,7 +456,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except BaylingError as err:
-        print(f"bayling-data {args.command}: error: {err}", file=sys.stderr)
+        message = str(err).replace("\n", "\\n")  # one line, whatever a message quotes
+        print(f"bayling-data {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         hint = "; add --resume to the same command to continue" if args.command == "build" else ""
