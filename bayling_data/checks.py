@@ -101,14 +101,12 @@ def empty_source_warnings(sources: Iterable[SourceRead]) -> list[str]:
     return warnings
 
 
-def _mixture_candidates(mixture: dict[str, Any], code: str) -> tuple[int, int]:
-    """(candidate rows of the language over every task, rows the mixture kept of them)."""
-    available = kept = 0
-    for task in (mixture.get("tasks") or {}).values():
-        entry = (task.get("languages") or {}).get(code) or {}
-        available += int(entry.get("available", 0))
-        kept += int(entry.get("kept", 0))
-    return available, kept
+def _mixture_candidates(mixture: dict[str, Any], code: str) -> int:
+    """Candidate rows of the language the mixture chose from, over every task."""
+    return sum(
+        int(((task.get("languages") or {}).get(code) or {}).get("available", 0))
+        for task in (mixture.get("tasks") or {}).values()
+    )
 
 
 def _sides_left(stats: StageStats, code: str) -> int:
@@ -144,8 +142,8 @@ def empty_language_warnings(
                 if s.by_key.get(code, {}).get("dropped")
             )
             why = f"filters dropped all {sides:,} of its sides ({dropped})"
-        elif (candidates := _mixture_candidates(mixture or {}, code))[0]:
-            why = f"the mixture kept none of its {candidates[0]:,} candidate rows"
+        elif candidates := _mixture_candidates(mixture or {}, code):
+            why = f"the mixture kept none of its {candidates:,} candidate rows"
         else:
             why = "the tasks made no row of it (its directions, or too few segments)"
         warnings.append(f"{code} yields 0 rows: {why}")
