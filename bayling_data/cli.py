@@ -109,9 +109,13 @@ def make_parser() -> argparse.ArgumentParser:
         "--ray-address", metavar="ADDRESS", help="join this Ray cluster (ray://head:10001, auto)"
     )
 
-    validate = commands.add_parser("validate", help="check a recipe and its sources, write nothing")
+    validate = commands.add_parser(
+        "validate",
+        help="check a recipe and read its sources to the end as a build would, write nothing",
+    )
     validate.add_argument("recipe", type=Path)
     _add_overrides(validate)
+    _add_quiet(validate)
 
     langs = commands.add_parser("langs", help="look a language up by any code or name")
     langs.add_argument(
@@ -266,7 +270,14 @@ def _console(stderr: bool = False):
     return console
 
 
+def _warn(warnings: list[str]) -> None:
+    """Outcomes that are not errors but that a user must see (printed even with ``--quiet``)."""
+    for warning in warnings:
+        print(f"bayling-data: warning: {warning}", file=sys.stderr)
+
+
 def _build(args: argparse.Namespace) -> int:
+    from bayling_data.checks import build_warnings
     from bayling_data.pipeline import run_build
     from bayling_data.recipe import load_recipe
     from bayling_data.report import build_json, build_summary
@@ -285,12 +296,14 @@ def _build(args: argparse.Namespace) -> int:
     report = run_build(recipe, progress=_progress(args), resume=args.resume, restart=args.restart)
     if not args.quiet:
         build_summary(report, console)
+    _warn(build_warnings(report))
     if args.json:
         _print_json(build_json(report))
     return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from bayling_data.checks import empty_source_warnings, read_sources
     from bayling_data.io.staging import check_output_dir
     from bayling_data.pipeline import plan_build
     from bayling_data.recipe import load_recipe
@@ -298,7 +311,15 @@ def _validate(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
     plan = plan_build(recipe)
     check_output_dir(Path(recipe.output.dir))
-    segments = sum(source.num_segments or 0 for source in plan.sources)
+    sources = read_sources(plan, _progress(args))
+    for source in sources:
+        skipped = sum(source.skipped.values())
+        print(
+            f"{source.key} ({source.corpus}): {source.segments:,} segments"
+            + (f", {skipped:,} skipped" if skipped else "")
+        )
+    segments = sum(source.segments for source in sources)
+    _warn(empty_source_warnings(sources))
     print(
         f"{args.recipe}: ok: {len(plan.sources)} source(s), {segments:,} segments, "
         f"pivots {', '.join(plan.pivots)}, {len(plan.targets)} target languages, "
@@ -519,7 +540,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except BaylingError as err:
-        print(f"bayling-data {args.command}: error: {err}", file=sys.stderr)
+        message = str(err).replace("\n", "\\n")  # one line, whatever a message quotes
+        print(f"bayling-data {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         hint = "; add --resume to the same command to continue" if args.command == "build" else ""

@@ -27,13 +27,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bayling_data import __version__
+from bayling_data.checks import SourceRead, sources_as_read
 from bayling_data.errors import BaylingError, OutputError, RecipeError
 from bayling_data.executors import Executor, InProcessExecutor, make_executor
 from bayling_data.executors.base import available_cores
 from bayling_data.executors.local import start_fork_server
 from bayling_data.filters import InstructionFilter, SegmentFilter, build_filter
 from bayling_data.io.shards import SplitWriter, write_dataset_dict
-from bayling_data.io.staging import MANIFEST_NAME, check_output_dir, staged_output
+from bayling_data.io.staging import (
+    MANIFEST_NAME,
+    check_output_dir,
+    clear_interrupted,
+    staged_output,
+)
 from bayling_data.io.workdir import (
     ArrowSink,
     WorkDir,
@@ -122,6 +128,8 @@ class BuildReport:
     manifest: dict[str, object]
     stats: list[StageStats]
     seconds: dict[str, float] = field(default_factory=dict)
+    #: Each source's segments as read, and what it skipped (for the zero-row warnings).
+    sources: list[SourceRead] = field(default_factory=list)
 
 
 def _keyed(key: str, factory: Callable[..., Any], *args: object) -> Any:
@@ -642,6 +650,7 @@ def run_build(
         resume,
         restart,
     )
+    clear_interrupted(out_dir)  # a killed build's partial output; this build holds the lock now
     execution = recipe.execution
     if executor is None and _pool_likely(plan):
         start_fork_server()
@@ -770,9 +779,13 @@ def run_build(
         work.release()
     work.remove()
     seconds["total"] = time.perf_counter() - started
+    segments = [0] * len(plan.sources)
+    for shard in read["shards"]:
+        segments[shard["source"]] += shard["segments"]
     return BuildReport(
         out_dir=out_dir,
         manifest=manifest,
         stats=[stats for stats, _ in stage_counts],
         seconds=seconds,
+        sources=sources_as_read(read["sources"], segments),
     )

@@ -355,6 +355,12 @@ def _substitute_env(node: Any, where: str, path: str, done: dict[int, Any] | Non
     return node
 
 
+def _shown(text: str) -> str:
+    """``text`` as an error message may quote it: as written, or escaped (``'a\\nb'``) when it
+    holds a line break or another unprintable character, so that the message stays one line."""
+    return text if text.isprintable() else repr(text)
+
+
 def apply_override(data: dict[str, Any], override: str) -> None:
     """Apply one ``key.path=value`` override in place; the value is parsed as YAML.
 
@@ -364,15 +370,17 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     the place it names.
     """
     if "=" not in override:
-        raise RecipeError(f"--set {override}: expected key.path=value")
+        raise RecipeError(f"--set {_shown(override)}: expected key.path=value")
     dotted, raw = override.split("=", 1)
     keys = [part for part in dotted.strip().split(".")]
     if not all(keys):
-        raise RecipeError(f"--set {override}: expected a dotted key path such as output.dir")
+        raise RecipeError(
+            f"--set {_shown(override)}: expected a dotted key path such as output.dir"
+        )
     try:
         value = _parse_yaml(raw) if raw.strip() else ""
     except (_LimitError, yaml.constructor.ConstructorError) as err:
-        raise _yaml_error(err, f"--set {dotted.strip()}", lines=False) from None
+        raise _yaml_error(err, f"--set {_shown(dotted.strip())}", lines=False) from None
     except yaml.YAMLError:
         value = raw
     node: Any = data
@@ -382,7 +390,8 @@ def apply_override(data: dict[str, Any], override: str) -> None:
         if isinstance(node, list):
             if not key.isdigit() or int(key) >= len(node):
                 raise RecipeError(
-                    f"--set {dotted}: {here} is not an item of a list of {len(node)} entries"
+                    f"--set {_shown(dotted)}: {_shown(here)} is not an item of a list of "
+                    f"{len(node)} entries"
                 )
             if last:
                 node[int(key)] = value
@@ -396,7 +405,9 @@ def apply_override(data: dict[str, Any], override: str) -> None:
                 node[key] = _own_copy(node.get(key, {}))
                 node = node[key]
         else:
-            raise RecipeError(f"--set {dotted}: {'.'.join(keys[:depth])} is not a mapping or list")
+            raise RecipeError(
+                f"--set {_shown(dotted)}: {_shown('.'.join(keys[:depth]))} is not a mapping or list"
+            )
 
 
 def _own_copy(node: Any) -> Any:
@@ -499,7 +510,7 @@ def _walk(loc: tuple[Any, ...]) -> tuple[list[str], Any]:
 def _describe(error: Any) -> str:
     loc = tuple(error["loc"])
     shown, _ = _walk(loc)
-    path = ".".join(shown) or "(top level)"
+    path = _shown(".".join(shown)) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
         container = _walk(loc[:-1])[1]
@@ -524,7 +535,7 @@ def _describe(error: Any) -> str:
         message = message[len("Value error, ") :]
     elif "input" in error and not isinstance(error["input"], dict | list):
         message = f"{message} (got {error['input']!r})"
-    return f"{path}: {message}"
+    return f"{path}: {message}".replace("\n", "\\n")  # a validator may quote a value
 
 
 def format_validation_error(err: ValidationError, where: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -313,3 +314,65 @@ def test_ctrl_c_stops_a_multi_worker_build_in_one_line_and_it_resumes(tmp_path: 
     )  # the lock of the interrupted build does not stand in the way
     assert resumed.returncode == 0, resumed.stderr
     assert (out / "manifest.json").is_file() and not work_dir_for(out).exists()
+
+
+# --- SIGKILL during the write phase ---------------------------------------------------------------
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_a_build_killed_while_writing_resumes_to_identical_bytes_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    """Issue 16: a kill in the write phase left ``.out.partial-*`` (657 MB of an 852 MB output),
+    and the successful ``--resume`` kept it."""
+    out = tmp_path / "out"
+    # Shards of 5 rows: the write phase makes hundreds of files, long enough to be killed in.
+    args = _build_args(out, "--set", "output.rows_per_shard=5")
+    clean = _cli(*args)
+    assert clean.returncode == 0, clean.stderr
+    reference = _files(out)
+    assert sum(name.startswith("train/") for name in reference) > 20
+    shutil.rmtree(out)
+
+    command = [sys.executable, "-m", "bayling_data.cli", *args]
+    process = subprocess.Popen(command, start_new_session=True, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    partial: list[Path] = []
+    while process.poll() is None and time.monotonic() < deadline:
+        partial = [p for p in tmp_path.glob(".out.partial-*") if len(list(p.rglob("*.arrow"))) > 2]
+        if partial:
+            break
+        time.sleep(0.002)
+    assert process.poll() is None and partial, "the build ended before its write could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not out.exists(), "a build killed while writing leaves no output"
+    assert list(tmp_path.glob(".out.partial-*")), "the kill left its partial output (as before)"
+
+    resumed = _cli(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert _files(out) == reference
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "nothing else is left beside it"
+
+
+def test_an_output_being_replaced_when_killed_is_put_back(tmp_path: Path) -> None:
+    """A kill between retiring the earlier output and renaming the new one into place: the next
+    build finds the earlier output in ``.out.old-*`` and puts it back before it starts."""
+    out = tmp_path / "out"
+    recipe = load_recipe(SAMPLE_RECIPE, [f"output.dir={out}"])
+    run_build(recipe, executor=InProcessExecutor())
+    earlier = _files(out)
+    retired = tmp_path / ".out.old-abc123"
+    retired.mkdir()
+    out.rename(retired / "out")
+    (tmp_path / ".out.partial-def456" / "train").mkdir(parents=True)
+    run_build(recipe, executor=InProcessExecutor())
+    assert _files(out) == earlier
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from conftest import InterruptingExecutor
+from conftest import SAMPLE_RECIPE, InterruptingExecutor
 
 from bayling_data.errors import BaylingError
 from bayling_data.executors import make_executor
@@ -206,6 +206,22 @@ def test_resume_continues_and_refuses_another_cut_or_recipe(
     fresh = InterruptingExecutor(10_000)
     run_build(load_recipe(every_filter_recipe, overrides), executor=fresh)
     assert (10_000 - counting.budget) == (10_000 - fresh.budget) - 5
+
+
+def test_a_single_many_language_source_is_cut_into_several_work_shards(
+    shared_corpora: Path, tmp_path: Path
+) -> None:
+    """Issue 16: the full Flores-200 dev set (997 segments in 204 languages) was one work shard,
+    so a resume redid everything. With the default ``shard_cells`` every batch of about 321
+    segments (whole documents) is a shard of its own, and a resume redoes only those in flight."""
+    out = tmp_path / "out"
+    overrides = [f"sources.0.path={shared_corpora / 'flores200'}", f"output.dir={out}"]
+    with pytest.raises(KeyboardInterrupt):
+        run_build(load_recipe(SAMPLE_RECIPE, overrides), executor=InterruptingExecutor(0))
+    read = json.loads((work_dir_for(out) / "done" / "read.done").read_text("utf-8"))
+    segments = [shard["segments"] for shard in read["shards"]]
+    assert len(segments) == 4 and sum(segments) == 997
+    assert max(segments) <= 65_536 // 204 + 10  # whole documents: a few over one batch
 
 
 def test_resume_through_the_cli_reports_a_refusal_in_one_line(

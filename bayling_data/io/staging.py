@@ -106,6 +106,33 @@ def _move_into_place(staging: Path, out_dir: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
+def clear_interrupted(out_dir: Path) -> list[Path]:
+    """Remove what an interrupted write of ``out_dir`` left beside it: ``.NAME.partial-*``
+    folders (a kill during the write, hundreds of MB), and ``.NAME.old-*`` ones of an earlier
+    output being replaced, put back first when the kill came between the two renames. Returns
+    the paths removed.
+
+    Call it only while holding the build's work-folder lock: then no other build is writing
+    these folders, and every one of them is a dead build's.
+    """
+    out_dir = Path(os.path.abspath(out_dir))
+    parent = out_dir.parent
+    if not parent.is_dir():
+        return []
+    removed = []
+    for retired in sorted(parent.glob(f".{out_dir.name}.old-*")):
+        earlier = retired / out_dir.name
+        if not os.path.lexists(out_dir) and (earlier / MANIFEST_NAME).is_file():
+            with output_errors(out_dir, "output.dir"):
+                earlier.rename(out_dir)
+        shutil.rmtree(retired, ignore_errors=True)
+        removed.append(retired)
+    for partial in sorted(parent.glob(f".{out_dir.name}.partial-*")):
+        shutil.rmtree(partial, ignore_errors=True)
+        removed.append(partial)
+    return removed
+
+
 @contextmanager
 def staged_output(
     out_dir: Path, key: str = "output.dir", marker: str = MANIFEST_NAME, what: str = "build"
