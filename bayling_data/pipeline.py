@@ -10,11 +10,9 @@ process, a process pool, Ray) never changes the output, and an interrupted build
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import math
 import shutil
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -29,7 +27,7 @@ import pyarrow.compute as pc
 from bayling_data import __version__
 from bayling_data.checks import SourceRead, sources_as_read
 from bayling_data.errors import BaylingError, OutputError, RecipeError
-from bayling_data.executors import Executor, InProcessExecutor, make_executor
+from bayling_data.executors import Executor, make_executor
 from bayling_data.executors.base import available_cores
 from bayling_data.executors.local import start_fork_server
 from bayling_data.filters import InstructionFilter, SegmentFilter, build_filter
@@ -680,12 +678,6 @@ def run_build(
                 ray_address=execution.ray_address,
                 work_items=max(most_shards, execution.partitions),
             )
-        if not isinstance(executor, InProcessExecutor):
-            # The writer needs `datasets` (for the features metadata): import it while the
-            # workers work, not after.
-            threading.Thread(
-                target=importlib.import_module, args=("datasets",), daemon=True
-            ).start()
         try:
             phase = time.perf_counter()
             final_shards = layout.shards(legs[-1], tasks_leg)

@@ -4,6 +4,7 @@ chain and the language-ID floor, on the same pairs with the same fastText model,
     python benchmarks/scale_compare.py                 # default size: about 5 minutes on 2 cores
     python benchmarks/scale_compare.py --reps 1 --inputs orig
     python benchmarks/scale_compare.py --memory-pairs 2000000   # also: peak RSS at 2M unique pairs
+    python benchmarks/scale_compare.py --ceiling       # also: what 2 cores give 2 independent runs
 
 Inputs are the OPUS bible-uedin de-en pair (62,195 pairs) and the same pair four times over
 (248,780 pairs, three quarters exact duplicates), made by ``../shared/peer-bench`` under
@@ -127,6 +128,27 @@ def build_once(prefix: str, workers: int, out: str) -> None:
     print(json.dumps({"seconds": report.seconds, "stages": stage_seconds, "kept": kept}))
 
 
+def parallel_ceiling(command: list[str], copies: int, reps: int) -> tuple[float, float]:
+    """What ``copies`` cores give this workload on this machine: ``copies`` independent runs of
+    ``command`` at once against one alone (best of ``reps`` each). On a shared VM the cores
+    another job takes, or that are hyperthreads of one, cap what any number of workers reach,
+    so the worker speed-up is read against this."""
+    alone, together = [], []
+    for _ in range(reps):
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        alone.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        running = [
+            subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(copies)
+        ]
+        if any(process.wait() for process in running):
+            raise SystemExit(f"{' '.join(command)} failed")
+        together.append(time.perf_counter() - started)
+    return min(alone), copies * min(alone) / min(together)
+
+
 def make_unique_pairs(prefix: Path, pairs: int, out: Path) -> Path:
     """``pairs`` distinct pairs: the bible pair repeated, each copy's lines marked with its copy
     number (language ID sees the same kind of text; dedup keeps every pair)."""
@@ -151,6 +173,11 @@ def main() -> None:
     parser.add_argument("--inputs", nargs="+", default=["orig", "x4"], choices=list(PAIRS))
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--memory-pairs", type=int, default=0, help="also: peak RSS at N pairs")
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also: the speed-up of independent single-process chains run side by side",
+    )
     parser.add_argument("--json", type=Path, help="write every measurement here")
     parser.add_argument("--build-once", nargs=3, metavar=("PREFIX", "WORKERS", "OUT"))
     args = parser.parse_args()
@@ -209,6 +236,17 @@ def main() -> None:
                 f"{args.memory_pairs / measured['wall']:,.0f} pairs/s, "
                 f"peak memory {measured['rss_mb']:,.0f} MB (PSS, process tree), "
                 f"kept {figures['kept']:,}"
+            )
+    if args.ceiling:
+        chain = [
+            sys.executable, str(HERE / "filter_chain.py"), str(work / "data" / "orig"),
+            "--languages", "de", "en",
+        ]  # fmt: skip
+        for copies in [n for n in args.workers if n > 1]:
+            wall, ceiling = parallel_ceiling(chain, copies, args.reps)
+            print(
+                f"machine ceiling: {copies} single-process chains side by side ran {ceiling:.2f}x "
+                f"one alone ({wall:.2f} s alone)"
             )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
