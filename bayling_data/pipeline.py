@@ -16,6 +16,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -544,6 +545,13 @@ def _mixture(
     return report, int(keep.sum()), short
 
 
+def _sorted_bucket(bucket: Path) -> pa.Table:
+    """A shuffled bucket's rows from every shard, in output order, without the order columns."""
+    table = pa.concat_tables(read_tables(sorted(bucket.glob("shard-*.arrow"))))
+    table = table.sort_by([(name, "ascending") for name in ORDER_COLUMNS])
+    return table.drop_columns(list(ORDER_COLUMNS))
+
+
 def _write_output(
     plan: BuildPlan,
     work: WorkDir,
@@ -562,23 +570,28 @@ def _write_output(
         counts = count_rows(INSTRUCTION_SCHEMA.empty_table())
         folder = work / f"final/buckets/{split}"
         buckets = sorted(folder.glob("bucket-*")) if folder.is_dir() else []
-        for bucket in buckets:
-            files = sorted(bucket.glob("shard-*.arrow"))
-            if not recipe.output.shuffle:
+        if not recipe.output.shuffle:
+            for bucket in buckets:
                 # An unshuffled bucket is one shard's rows, already in order: stream them.
-                for path in files:
+                for path in sorted(bucket.glob("shard-*.arrow")):
                     for batch in read_batches(path):
                         table = pa.Table.from_batches([batch]).drop_columns(list(ORDER_COLUMNS))
                         writer.write(table)
                         counts = _add(counts, count_rows(table))
-                continue
-            table = pa.concat_tables(read_tables(files))
-            table = table.sort_by([(name, "ascending") for name in ORDER_COLUMNS])
-            table = table.drop_columns(list(ORDER_COLUMNS))
-            writer.write(table)
-            counts = _add(counts, count_rows(table))
-            if advance is not None:
-                advance(table.num_rows)
+        else:
+            # The next bucket is read and sorted in a thread while this one is written and
+            # counted: Arrow's sort and IPC writing release the GIL, so the driver's one serial
+            # phase uses a second core (500k rows: 0.8-0.9 s against 1.1-1.6 s, two runs each).
+            with ThreadPoolExecutor(max_workers=1) as reader:
+                ahead = [reader.submit(_sorted_bucket, bucket) for bucket in buckets[:1]]
+                for index in range(len(buckets)):
+                    table = ahead.pop().result()
+                    if index + 1 < len(buckets):
+                        ahead.append(reader.submit(_sorted_bucket, buckets[index + 1]))
+                    writer.write(table)
+                    counts = _add(counts, count_rows(table))
+                    if advance is not None:
+                        advance(table.num_rows)
         shard_info = writer.close()
         splits[split] = {
             "rows": total,
