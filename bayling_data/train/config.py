@@ -114,6 +114,17 @@ class OptimConfig(StrictModel):
     gradient_accumulation_steps: int = Field(default=1, ge=1)
 
 
+class LossConfig(StrictModel):
+    implementation: Literal["auto", "chunked", "full", "liger"] = Field(
+        default="auto",
+        description="auto: Liger's fused linear cross entropy on CUDA when liger_kernel is "
+        "installed, else chunked; full: the whole (B, L, V) logits in fp32.",
+    )
+    chunk_tokens: int = Field(
+        default=4096, ge=1, description="Trained tokens whose logits are computed at once."
+    )
+
+
 class LoraConfig(StrictModel):
     r: int = Field(default=16, gt=0)
     alpha: int = Field(default=32, gt=0)
@@ -158,6 +169,7 @@ class TrainConfig(StrictModel):
     bf16: bool = False
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     lora: LoraConfig | None = None
+    loss: LossConfig = Field(default_factory=LossConfig)
     eval: EvalConfig | None = None
     output: OutputConfig
     seed: int = 0
