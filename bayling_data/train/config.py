@@ -86,7 +86,11 @@ class DataConfig(StrictModel):
         description="drop: rows longer than max_length go; keep_complete_turns: cut after the "
         "last assistant turn that fits whole, drop the row if none fits.",
     )
-    num_proc: int = Field(default=1, ge=1, description="Processes that tokenize.")
+    num_proc: int | None = Field(
+        default=None,
+        ge=1,
+        description="Processes that tokenize; default: the CPUs this process may use, up to 8.",
+    )
     cache_dir: str | None = Field(
         default=None, description="Tokenized cache; default ~/.cache/bayling_data/tokenized."
     )

@@ -266,8 +266,9 @@ def held_out_loss(
     )
     model.eval()
     totals = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
-    mine = plan.micro_batches[accelerator.process_index :: accelerator.num_processes]
-    for sequences in mine:
+    mine = range(accelerator.process_index, plan.num_micro_batches, accelerator.num_processes)
+    for index in mine:
+        sequences = plan.micro_batch(index)
         batch = collate(corpus, sequences, pad_id).to(accelerator.device)
         out = batch_loss(model, batch, impl, loss)
         totals += torch.stack([out.total.double(), out.trained.sum().double()])
@@ -350,7 +351,7 @@ def train(config: TrainConfig, log=print) -> TrainResult:
     if first.steps == 0:
         raise TrainConfigError(
             "optim: one optimizer step needs more sequences than an epoch has "
-            f"({len(first.micro_batches)} micro-batches of {config.optim.batch_size}; "
+            f"({first.num_micro_batches} micro-batches of {config.optim.batch_size}; "
             "lower batch_size or gradient_accumulation_steps)"
         )
     total_steps = config.optim.max_steps or math.ceil(config.optim.epochs * first.steps)
