@@ -17,8 +17,15 @@ import time
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from bayling_data.train.metrics import count_parameters, device_peak_tflops, mfu
-from bayling_data.train.packing import IGNORE, Batch, batch_token_losses
+from bayling_data.train.loss import LossSettings
+from bayling_data.train.metrics import (
+    count_parameters,
+    device_peak_tflops,
+    mfu,
+    model_flops,
+    squared_row_lengths,
+)
+from bayling_data.train.packing import IGNORE, Batch, batch_loss
 
 
 def synthetic_batch(batch: int, seq_len: int, vocab: int, row_len: int, gen: torch.Generator):
@@ -59,6 +66,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--attn", default="sdpa", choices=["eager", "sdpa", "flash_attention_2"])
+    parser.add_argument("--loss", default="chunked", choices=["chunked", "full", "liger"])
+    parser.add_argument("--chunk-tokens", type=int, default=4096)
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--peak-tflops", type=float, help="device peak for MFU")
@@ -79,17 +88,19 @@ def main() -> None:
     model = LlamaForCausalLM(config).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     n_params = count_parameters(model)
+    flops = model_flops(model)
+    loss = LossSettings(args.loss, args.chunk_tokens)
     gen = torch.Generator().manual_seed(0)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
-    tokens, elapsed = 0, 0.0
+    tokens, squares, elapsed = 0, 0, 0.0
     for step in range(args.warmup + args.steps):
         batch = synthetic_batch(args.batch, args.seq_len, args.vocab, args.row_len, gen).to(device)
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
         with autocast:
-            losses, trained = batch_token_losses(model, batch, args.attn)
-        (losses.sum() / trained.sum()).backward()
+            out = batch_loss(model, batch, args.attn, loss)
+        (out.total / out.trained.sum()).backward()
         optimizer.step()
         optimizer.zero_grad()
         if device.type == "cuda":
@@ -97,11 +108,14 @@ def main() -> None:
         if step >= args.warmup:
             elapsed += time.perf_counter() - start
             tokens += batch.num_tokens
+            squares += squared_row_lengths(batch.segments)
     per_s = tokens / elapsed
-    peak, source = device_peak_tflops(device, args.peak_tflops)
+    dtype = torch.bfloat16 if args.bf16 else torch.float32
+    peak, source = device_peak_tflops(device, args.peak_tflops, dtype)
+    utilisation = mfu(flops.flops(tokens, squares) / elapsed, peak)
     print(
         f"device {device} | params {n_params:,} | seq {args.seq_len} x {args.batch} | "
-        f"attn {args.attn} | {per_s:,.0f} tokens/s | mfu {mfu(n_params, per_s, peak):.2%} "
+        f"attn {args.attn} | loss {args.loss} | {per_s:,.0f} tokens/s | mfu {utilisation:.2%} "
         f"of {peak:.3g} TFLOP/s ({source})"
     )
 

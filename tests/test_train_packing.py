@@ -8,10 +8,11 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
+import numpy as np  # noqa: E402
 from train_fixtures import TINY_LLAMA, train_assets  # noqa: E402
 
 from bayling_data.train.chat_templates import template_text  # noqa: E402
-from bayling_data.train.data import Corpus, pack_rows, tokenize_build  # noqa: E402
+from bayling_data.train.data import Corpus, pack_bounds, pack_rows, tokenize_build  # noqa: E402
 from bayling_data.train.packing import collate, forward_logits, token_losses  # noqa: E402
 from bayling_data.train.tokenize import MaskSpec  # noqa: E402
 
@@ -105,3 +106,26 @@ def test_naive_packing_fails_the_same_check(setup):
     }
     for name, logits in naive_runs.items():
         assert not torch.allclose(logits[0, window], alone, atol=1e-4), name
+
+
+def greedy_reference(rows, lengths, max_length):
+    """The packing rule written out row by row: a row that does not fit starts a new sequence."""
+    sequences, current, used = [], [], 0
+    for row in rows:
+        if current and used + lengths[row] > max_length:
+            sequences.append(current)
+            current, used = [], 0
+        current.append(int(row))
+        used += int(lengths[row])
+    return [*sequences, current] if current else sequences
+
+
+def test_array_packing_equals_the_greedy_rule_row_by_row():
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 300, size=2000)
+    lengths[[5, 77]] = 700  # longer than max_length: a sequence alone
+    rows = rng.permutation(2000)
+    assert pack_rows(rows, lengths, 512, packing=True) == greedy_reference(rows, lengths, 512)
+    bounds = pack_bounds(rows, lengths, 512, packing=True)
+    assert bounds[0] == 0 and bounds[-1] == len(rows) and bounds.dtype == np.int64
+    assert pack_rows(rows, lengths, 512, packing=False) == [[int(r)] for r in rows]

@@ -12,8 +12,19 @@ import pyarrow as pa  # noqa: E402
 from train_fixtures import train_assets  # noqa: E402
 
 from bayling_data.train.chat_templates import template_text  # noqa: E402
-from bayling_data.train.data import read_build_split, tokenize_build  # noqa: E402
-from bayling_data.train.tokenize import MaskSpec, encode_row, tokenize_table  # noqa: E402
+from bayling_data.train.data import (  # noqa: E402
+    TokenizedBuild,
+    read_build_split,
+    tokenize_build,
+)
+from bayling_data.train.tokenize import (  # noqa: E402
+    MaskSpec,
+    encode_row,
+    read_cached,
+    tokenize_batches,
+    tokenize_table,
+    write_cached,
+)
 
 CONVERSATION = [
     {"role": "system", "content": "You translate carefully."},
@@ -109,7 +120,9 @@ def test_tokenizing_in_parallel_gives_the_same_rows(tokenizer, tmp_path_factory)
     table, _ = read_build_split(train_assets(tmp_path_factory).build, "validation")
     spec = MaskSpec(template=template_text("llama3", tokenizer), max_length=256)
     one, drops_one = tokenize_table(table, tokenizer, spec, num_proc=1)
-    two, drops_two = tokenize_table(table, tokenizer, spec, num_proc=2)
+    # batches of 4 rows, at most 4 in flight: the bounded queue turns over several times
+    two, drops_two = tokenize_table(table, tokenizer, spec, num_proc=2, batch_rows=4)
+    assert table.num_rows > 8 * 4
     assert one.equals(two) and drops_one == drops_two
 
 
@@ -122,7 +135,34 @@ def test_the_cache_is_reused_and_keyed_by_what_decides_the_tokens(
     entries = sorted(p.name for p in tmp_path.iterdir())
     again = tokenize_build(str(build), "validation", tokenizer, spec, tmp_path, num_proc=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == entries  # read, not written again
-    assert (again.ids == first.ids).all() and (again.trained == first.trained).all()
+    assert again.tokens.equals(first.tokens)
     shorter = MaskSpec(template=spec.template, max_length=128)
     tokenize_build(str(build), "validation", tokenizer, shorter, tmp_path, num_proc=1)
     assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_the_cache_is_an_arrow_file_read_memory_mapped_in_record_batches(
+    tokenizer, tmp_path_factory, tmp_path
+):
+    """Streamed in batches, the entry reads back the rows tokenize_table gives, without copies:
+    every row's tokens are views of the mapped file."""
+    build = train_assets(tmp_path_factory).build
+    table, _ = read_build_split(build, "validation")
+    spec = MaskSpec(template=template_text("llama3", tokenizer), max_length=256)
+    entry = tmp_path / "entry"
+    write_cached(entry, tokenize_batches(table, tokenizer, spec, num_proc=2, batch_rows=7))
+    tokens, dropped = read_cached(entry)
+    expected, expected_drops = tokenize_table(table, tokenizer, spec)
+    assert tokens.num_rows == expected.num_rows and dropped == expected_drops
+    assert tokens.column("input_ids").num_chunks == -(-table.num_rows // 7)  # one per batch
+    assert tokens.equals(expected)
+    schema = pa.ipc.open_file(pa.memory_map(str(entry / "tokens.arrow"))).schema
+    assert schema.field("input_ids").type == pa.list_(pa.int32())
+    built = TokenizedBuild(str(build), tokens, dropped)
+    for index in (0, 10, tokens.num_rows - 1):
+        ids, trained = built.row(index)
+        assert ids.tolist() == expected.column("input_ids")[index].as_py()
+        assert trained.tolist() == expected.column("trained")[index].as_py()
+        assert not ids.flags.owndata  # a view, not a copy
+    assert built.lengths.sum() == sum(len(x) for x in expected.column("input_ids").to_pylist())
+    assert [built.langs[code] for code in built.lang_codes] == expected.column("lang").to_pylist()

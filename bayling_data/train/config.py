@@ -86,7 +86,11 @@ class DataConfig(StrictModel):
         description="drop: rows longer than max_length go; keep_complete_turns: cut after the "
         "last assistant turn that fits whole, drop the row if none fits.",
     )
-    num_proc: int = Field(default=1, ge=1, description="Processes that tokenize.")
+    num_proc: int | None = Field(
+        default=None,
+        ge=1,
+        description="Processes that tokenize; default: the CPUs this process may use, up to 8.",
+    )
     cache_dir: str | None = Field(
         default=None, description="Tokenized cache; default ~/.cache/bayling_data/tokenized."
     )
@@ -112,6 +116,17 @@ class OptimConfig(StrictModel):
     max_steps: int | None = Field(default=None, gt=0, description="Overrides epochs.")
     batch_size: int = Field(default=1, ge=1, description="Sequences per device per micro-batch.")
     gradient_accumulation_steps: int = Field(default=1, ge=1)
+
+
+class LossConfig(StrictModel):
+    implementation: Literal["auto", "chunked", "full", "liger"] = Field(
+        default="auto",
+        description="auto: Liger's fused linear cross entropy on CUDA when liger_kernel is "
+        "installed, else chunked; full: the whole (B, L, V) logits in fp32.",
+    )
+    chunk_tokens: int = Field(
+        default=4096, ge=1, description="Trained tokens whose logits are computed at once."
+    )
 
 
 class LoraConfig(StrictModel):
@@ -158,6 +173,7 @@ class TrainConfig(StrictModel):
     bf16: bool = False
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     lora: LoraConfig | None = None
+    loss: LossConfig = Field(default_factory=LossConfig)
     eval: EvalConfig | None = None
     output: OutputConfig
     seed: int = 0

@@ -6,19 +6,22 @@ exactly the batches an uninterrupted run would have seen from there on.
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from bayling_data.train.config import DataConfig, TrainConfigError
 from bayling_data.train.tokenize import (
     MaskSpec,
     cache_key,
     read_cached,
-    tokenize_table,
+    tokenize_batches,
     write_cached,
 )
 
@@ -44,53 +47,63 @@ def read_build_split(build: str | Path, split: str) -> tuple[pa.Table, list[str]
 
 @dataclass
 class TokenizedBuild:
-    """One build's kept rows as flat token arrays (zero-copy views of the cache file)."""
+    """One build's kept rows: views of the memory-mapped cache file, record batch by record batch
+    (zero-copy, shared by every rank through the page cache), and small integer metadata."""
 
     path: str
-    ids: np.ndarray
-    trained: np.ndarray
-    offsets: np.ndarray
-    langs: list[str]
-    directions: list[str]
+    tokens: pa.Table
     dropped: dict[str, int]
+
+    def __post_init__(self) -> None:
+        self._ids, self._trained, self._offsets = [], [], []
+        for ids, trained in zip(
+            self.tokens.column("input_ids").chunks,
+            self.tokens.column("trained").chunks,
+            strict=True,
+        ):
+            self._ids.append(ids.values.to_numpy())
+            self._trained.append(trained.values.to_numpy())
+            self._offsets.append(ids.offsets.to_numpy())
+        self.lengths = (
+            np.concatenate([np.diff(o) for o in self._offsets]).astype(np.int64)
+            if self._offsets
+            else np.zeros(0, np.int64)
+        )
+        self._bases = np.cumsum([0] + [len(o) - 1 for o in self._offsets])
+        self.langs, self.lang_codes = _codes(self.tokens, "lang")
+        self.directions, self.direction_codes = _codes(self.tokens, "direction")
 
     @property
     def num_rows(self) -> int:
-        return len(self.offsets) - 1
+        return self.tokens.num_rows
 
     def row(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        start, end = self.offsets[index], self.offsets[index + 1]
-        return self.ids[start:end], self.trained[start:end]
+        chunk = int(np.searchsorted(self._bases, index, side="right")) - 1
+        local = index - int(self._bases[chunk])
+        start, end = self._offsets[chunk][local], self._offsets[chunk][local + 1]
+        return self._ids[chunk][start:end], self._trained[chunk][start:end]
 
 
-def _flat(table: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:
-    chunk = table.column(column).combine_chunks()
-    return chunk.values.to_numpy(), chunk.offsets.to_numpy()
+def _codes(table: pa.Table, column: str) -> tuple[list[str], np.ndarray]:
+    """A string column as its distinct values and an int32 code per row, in Arrow (no Python
+    string per row)."""
+    encoded = pc.dictionary_encode(table.column(column)).combine_chunks()
+    names = encoded.dictionary.to_pylist()
+    return names, encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
 
 
 def tokenize_build(
     build: str, split: str, tokenizer, spec: MaskSpec, cache_dir: Path, num_proc: int
 ) -> TokenizedBuild:
-    """A build's split tokenized, read from the cache or written to it."""
+    """A build's split tokenized, read from the cache or streamed into it."""
     table, checksums = read_build_split(build, split)
     entry = cache_dir.expanduser() / cache_key(checksums, tokenizer, spec)
     cached = read_cached(entry)
     if cached is None:
-        tokens, dropped = tokenize_table(table, tokenizer, spec, num_proc)
-        write_cached(entry, tokens.combine_chunks(), dropped)
+        write_cached(entry, tokenize_batches(table, tokenizer, spec, num_proc))
         cached = read_cached(entry)
     tokens, dropped = cached
-    ids, offsets = _flat(tokens, "input_ids")
-    trained, _ = _flat(tokens, "trained")
-    return TokenizedBuild(
-        path=build,
-        ids=ids,
-        trained=trained,
-        offsets=offsets,
-        langs=tokens.column("lang").to_pylist(),
-        directions=tokens.column("direction").to_pylist(),
-        dropped=dropped,
-    )
+    return TokenizedBuild(path=build, tokens=tokens, dropped=dropped)
 
 
 @dataclass
@@ -106,13 +119,11 @@ class Corpus:
         self.bases = np.cumsum([0] + [b.num_rows for b in self.builds])
         self.lang_names = sorted({lang for b in self.builds for lang in b.langs})
         self.direction_names = sorted({d for b in self.builds for d in b.directions})
-        lang_index = {name: i for i, name in enumerate(self.lang_names)}
-        direction_index = {name: i for i, name in enumerate(self.direction_names)}
-        self.lang_of = np.array([lang_index[x] for b in self.builds for x in b.langs], np.int64)
-        self.direction_of = np.array(
-            [direction_index[x] for b in self.builds for x in b.directions], np.int64
+        self.lang_of = _global_codes(self.builds, "langs", "lang_codes", self.lang_names)
+        self.direction_of = _global_codes(
+            self.builds, "directions", "direction_codes", self.direction_names
         )
-        self.lengths = np.concatenate([np.diff(b.offsets) for b in self.builds]).astype(np.int64)
+        self.lengths = np.concatenate([np.zeros(0, np.int64)] + [b.lengths for b in self.builds])
 
     @property
     def num_rows(self) -> int:
@@ -130,10 +141,27 @@ class Corpus:
         return total
 
 
+def _global_codes(builds, names: str, codes: str, everything: list[str]) -> np.ndarray:
+    """Each build's per-row codes mapped from its own distinct values to the corpus's."""
+    index = {name: i for i, name in enumerate(everything)}
+    parts = [np.zeros(0, np.int64)]
+    for build in builds:
+        lookup = np.array([index[name] for name in getattr(build, names)], np.int64)
+        parts.append(lookup[getattr(build, codes)] if len(lookup) else np.zeros(0, np.int64))
+    return np.concatenate(parts)
+
+
+def default_num_proc() -> int:
+    """The CPUs this process may use (its affinity, not the machine's count), up to 8."""
+    available = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    return max(1, min(8, len(available) if available else os.cpu_count() or 1))
+
+
 def load_corpus(config: DataConfig, tokenizer, spec: MaskSpec, split: str) -> Corpus:
     cache_dir = Path(config.cache_dir) if config.cache_dir else DEFAULT_CACHE
+    num_proc = config.num_proc or default_num_proc()
     builds = [
-        tokenize_build(source.path, split, tokenizer, spec, cache_dir, config.num_proc)
+        tokenize_build(source.path, split, tokenizer, spec, cache_dir, num_proc)
         for source in config.builds
     ]
     return Corpus(builds, [source.weight for source in config.builds])
@@ -156,46 +184,64 @@ def epoch_rows(corpus: Corpus, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(rows)
 
 
+def pack_bounds(
+    rows: np.ndarray, lengths: np.ndarray, max_length: int, packing: bool
+) -> np.ndarray:
+    """Where each sequence starts in ``rows`` (and the end): rows grouped in order into sequences
+    of at most ``max_length`` tokens (greedy: a row that does not fit starts the next sequence; a
+    row longer than that is a sequence alone). One row a sequence without packing. A loop over
+    sequences, each end found by binary search over the running total, in numpy arrays only."""
+    if not packing or len(rows) == 0:
+        return np.arange(len(rows) + 1, dtype=np.int64)
+    total = np.concatenate([[0], np.cumsum(lengths[rows], dtype=np.int64)])
+    bounds = [0]
+    start = 0
+    while start < len(rows):
+        end = int(np.searchsorted(total, total[start] + max_length, side="right")) - 1
+        start = max(end, start + 1)
+        bounds.append(start)
+    return np.asarray(bounds, np.int64)
+
+
 def pack_rows(
     rows: np.ndarray, lengths: np.ndarray, max_length: int, packing: bool
 ) -> list[list[int]]:
-    """Rows grouped into sequences of at most ``max_length`` tokens, in order (greedy); one row a
-    sequence without packing."""
-    if not packing:
-        return [[int(row)] for row in rows]
-    sequences: list[list[int]] = []
-    current: list[int] = []
-    used = 0
-    for row in rows:
-        length = int(lengths[row])
-        if current and used + length > max_length:
-            sequences.append(current)
-            current, used = [], 0
-        current.append(int(row))
-        used += length
-    if current:
-        sequences.append(current)
-    return sequences
+    """``pack_bounds`` as lists of rows (for inspection and tests)."""
+    bounds = pack_bounds(rows, lengths, max_length, packing)
+    return [rows[a:b].tolist() for a, b in itertools.pairwise(bounds)]
 
 
 @dataclass(frozen=True)
 class EpochPlan:
-    """An epoch's micro-batches (lists of sequences of rows) in global order."""
+    """An epoch's micro-batches in global order, as arrays: the epoch's rows in order and where
+    each sequence starts among them (no Python list per row or sequence)."""
 
     epoch: int
-    micro_batches: list[list[list[int]]]
+    rows: np.ndarray
+    bounds: np.ndarray
+    batch_size: int
     micro_per_step: int
 
     @property
+    def num_micro_batches(self) -> int:
+        return (len(self.bounds) - 1) // self.batch_size  # an incomplete last one is left out
+
+    @property
     def steps(self) -> int:
-        return len(self.micro_batches) // self.micro_per_step
+        return self.num_micro_batches // self.micro_per_step
+
+    def micro_batch(self, index: int) -> list[list[int]]:
+        """The sequences (lists of global rows) of micro-batch ``index``."""
+        first = index * self.batch_size
+        starts = self.bounds[first : first + self.batch_size + 1]
+        return [self.rows[a:b].tolist() for a, b in itertools.pairwise(starts)]
 
     def step_batches(self, step: int, rank: int, world: int) -> list[list[list[int]]]:
         """This rank's micro-batches of an optimizer step: accumulation index a takes
         micro-batch ``step * micro_per_step + a * world + rank``."""
         base = step * self.micro_per_step
         return [
-            self.micro_batches[base + a * world + rank] for a in range(self.micro_per_step // world)
+            self.micro_batch(base + a * world + rank) for a in range(self.micro_per_step // world)
         ]
 
 
@@ -210,7 +256,6 @@ def plan_epoch(
     world: int,
     accumulation: int,
 ) -> EpochPlan:
-    sequences = pack_rows(epoch_rows(corpus, seed, epoch), corpus.lengths, max_length, packing)
-    micro = [sequences[i : i + batch_size] for i in range(0, len(sequences), batch_size)]
-    micro = [batch for batch in micro if len(batch) == batch_size]
-    return EpochPlan(epoch, micro, world * accumulation)
+    rows = epoch_rows(corpus, seed, epoch)
+    bounds = pack_bounds(rows, corpus.lengths, max_length, packing)
+    return EpochPlan(epoch, rows, bounds, batch_size, world * accumulation)

@@ -21,8 +21,16 @@ import torch
 from bayling_data.train.chat_templates import template_text
 from bayling_data.train.config import TrainConfig, TrainConfigError
 from bayling_data.train.data import Corpus, load_corpus, plan_epoch
-from bayling_data.train.metrics import GroupedLoss, count_parameters, device_peak_tflops, mfu
-from bayling_data.train.packing import Batch, batch_token_losses, collate
+from bayling_data.train.loss import LossSettings, resolve_loss
+from bayling_data.train.metrics import (
+    GroupedLoss,
+    count_parameters,
+    device_peak_tflops,
+    mfu,
+    model_flops,
+    squared_row_lengths,
+)
+from bayling_data.train.packing import Batch, batch_loss, collate
 from bayling_data.train.tokenize import MaskSpec
 
 STATE_FILE = "trainer_state.json"
@@ -242,7 +250,9 @@ def _step_batches(corpus, plan, step_in_epoch, accelerator, pad_id, pad_to) -> l
 
 
 @torch.no_grad()
-def held_out_loss(accelerator, model, corpus: Corpus, config: TrainConfig, pad_id, impl) -> float:
+def held_out_loss(
+    accelerator, model, corpus: Corpus, config: TrainConfig, pad_id, impl, loss: LossSettings
+) -> float:
     """Mean per-token loss over the whole eval split (each rank a share of the sequences)."""
     plan = plan_epoch(
         corpus,
@@ -256,11 +266,12 @@ def held_out_loss(accelerator, model, corpus: Corpus, config: TrainConfig, pad_i
     )
     model.eval()
     totals = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
-    mine = plan.micro_batches[accelerator.process_index :: accelerator.num_processes]
-    for sequences in mine:
+    mine = range(accelerator.process_index, plan.num_micro_batches, accelerator.num_processes)
+    for index in mine:
+        sequences = plan.micro_batch(index)
         batch = collate(corpus, sequences, pad_id).to(accelerator.device)
-        losses, trained = batch_token_losses(model, batch, impl)
-        totals += torch.stack([losses.sum().double(), trained.sum().double()])
+        out = batch_loss(model, batch, impl, loss)
+        totals += torch.stack([out.total.double(), out.trained.sum().double()])
     model.train()
     totals = accelerator.reduce(totals, "sum")
     return float(totals[0] / totals[1]) if totals[1] > 0 else float("nan")
@@ -320,6 +331,7 @@ def train(config: TrainConfig, log=print) -> TrainResult:
     implementation = attention_implementation(config, accelerator.device)
     model = load_model(config, tokenizer, implementation)
     num_parameters = count_parameters(model)
+    flops = model_flops(model)
     optimizer = make_optimizer(model, config)
     world, accumulation = accelerator.num_processes, config.optim.gradient_accumulation_steps
 
@@ -339,7 +351,7 @@ def train(config: TrainConfig, log=print) -> TrainResult:
     if first.steps == 0:
         raise TrainConfigError(
             "optim: one optimizer step needs more sequences than an epoch has "
-            f"({len(first.micro_batches)} micro-batches of {config.optim.batch_size}; "
+            f"({first.num_micro_batches} micro-batches of {config.optim.batch_size}; "
             "lower batch_size or gradient_accumulation_steps)"
         )
     total_steps = config.optim.max_steps or math.ceil(config.optim.epochs * first.steps)
@@ -359,16 +371,22 @@ def train(config: TrainConfig, log=print) -> TrainResult:
         say(f"resumed from {resume} at step {state['step']} (epoch {state['epoch']})")
     current = first if state["epoch"] == 0 else plan(state["epoch"])
     pad_to = config.data.max_length if config.data.packing else None
-    peak, peak_source = device_peak_tflops(accelerator.device, config.peak_tflops)
+    loss = resolve_loss(
+        config.loss.implementation, config.loss.chunk_tokens, model, accelerator.device
+    )
+    train_dtype = torch.bfloat16 if config.bf16 else torch.float32
+    peak, peak_source = device_peak_tflops(accelerator.device, config.peak_tflops, train_dtype)
     say(
-        f"model: {num_parameters:,} parameters, attention {implementation}, {world} process(es), "
+        f"model: {num_parameters:,} parameters, attention {implementation}, "
+        f"loss {loss.implementation}, {world} process(es), "
         f"{total_steps} steps of {world * accumulation * config.optim.batch_size} sequences; "
         f"mfu against {peak:.3g} TFLOP/s ({peak_source})"
     )
     grouped = GroupedLoss(
         {"lang": corpus.lang_names, "direction": corpus.direction_names}, accelerator.device
     )
-    interval = torch.zeros(3, dtype=torch.float64, device=accelerator.device)  # loss, trained, seen
+    # loss, trained tokens, real tokens, the rows' squared lengths (attention FLOPs)
+    interval = torch.zeros(4, dtype=torch.float64, device=accelerator.device)
     history: list[dict[str, Any]] = []
     log_file = output_dir / "train_log.jsonl"
     if accelerator.is_main_process:
@@ -391,21 +409,24 @@ def train(config: TrainConfig, log=print) -> TrainResult:
         scale = world * accumulation / global_trained.clamp(min=1.0)
         for batch in batches:
             with accelerator.accumulate(model):
-                losses, trained = batch_token_losses(model, batch, implementation)
-                loss_sum = losses.sum()
+                out = batch_loss(model, batch, implementation, loss)
+                loss_sum = out.total
                 accelerator.backward(loss_sum * scale)
                 if accelerator.sync_gradients and config.optim.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), config.optim.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad()
             grouped.add(
-                losses, trained, {"lang": batch.lang[:, 1:], "direction": batch.direction[:, 1:]}
+                out.losses,
+                out.trained,
+                {"lang": batch.lang[:, 1:], "direction": batch.direction[:, 1:]},
             )
             interval += torch.stack(
                 [
                     loss_sum.detach().double(),
-                    trained.sum().double(),
+                    out.trained.sum().double(),
                     torch.tensor(batch.num_tokens).double().to(interval.device),
+                    torch.tensor(squared_row_lengths(batch.segments)).double().to(interval.device),
                 ]
             )
         scheduler.step()
@@ -425,7 +446,9 @@ def train(config: TrainConfig, log=print) -> TrainResult:
                 "loss": float(totals[0] / totals[1]),
                 "lr": scheduler.get_last_lr()[0],
                 "tokens_per_s_per_device": per_device,
-                "mfu": mfu(num_parameters, per_device, peak),
+                "mfu": mfu(
+                    flops.flops(float(totals[2]), float(totals[3])) / world / compute_seconds, peak
+                ),
                 "trained_tokens": int(totals[1]),
                 "loss_by_lang": groups["lang"],
                 "loss_by_direction": groups["direction"],
@@ -433,7 +456,13 @@ def train(config: TrainConfig, log=print) -> TrainResult:
             }
             if config.output.eval_steps and step % config.output.eval_steps == 0 and eval_corpus:
                 entry["eval_loss"] = held_out_loss(
-                    accelerator, model, eval_corpus, config, tokenizer.pad_token_id, implementation
+                    accelerator,
+                    model,
+                    eval_corpus,
+                    config,
+                    tokenizer.pad_token_id,
+                    implementation,
+                    loss,
                 )
             if config.eval and config.eval.every_steps and step % config.eval.every_steps == 0:
                 entry["chrf"] = _chrf(accelerator, model, tokenizer, template, config)
@@ -459,7 +488,7 @@ def train(config: TrainConfig, log=print) -> TrainResult:
     summary: dict[str, Any] = {"step": state["step"]}
     if eval_corpus is not None and eval_corpus.num_rows:
         summary["eval_loss"] = held_out_loss(
-            accelerator, model, eval_corpus, config, tokenizer.pad_token_id, implementation
+            accelerator, model, eval_corpus, config, tokenizer.pad_token_id, implementation, loss
         )
     if config.eval is not None:
         summary["chrf"] = _chrf(accelerator, model, tokenizer, template, config)

@@ -16,11 +16,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from bayling_data.train.data import Corpus
+from bayling_data.train.loss import (
+    IGNORE,
+    LossSettings,
+    TokenLosses,
+    model_token_losses,
+)
+from bayling_data.train.loss import token_losses as token_losses  # the tests' full-logits reference
 
-IGNORE = -100
+CHUNKED = LossSettings("chunked")
 
 
 @dataclass
@@ -168,34 +174,43 @@ def forward_logits(model, batch: Batch, implementation: str) -> torch.Tensor:
     ).logits
 
 
-def token_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token cross entropy (B, L-1), 0 where untrained, and the trained mask: the token at t
-    is predicted from position t-1."""
-    targets = labels[:, 1:]
-    losses = F.cross_entropy(
-        logits[:, :-1].float().reshape(-1, logits.shape[-1]),
-        targets.reshape(-1),
-        ignore_index=IGNORE,
-        reduction="none",
-    ).view(targets.shape)
-    return losses, targets != IGNORE
+def batch_loss(
+    model, batch: Batch, implementation: str, loss: LossSettings = CHUNKED
+) -> TokenLosses:
+    """The batch's per-token losses (B, L-1) and their sum, rows kept apart under every attention,
+    computed as ``loss`` says (chunked by default: no (B, L, V) fp32 copy of the logits).
 
-
-def batch_token_losses(
-    model, batch: Batch, implementation: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``token_losses`` of the batch's logits, rows kept apart under every attention.
-
-    Under flash-attention the losses are taken on the flattened sequence (no (B, L, V) copy of the
-    logits) and put back at their (B, L-1) places. Where the flat sequence runs from one row into
-    the next, the target is a row's first token, whose label is -100: no loss crosses rows."""
+    Under flash-attention the losses are taken on the flattened sequence and put back at their
+    (B, L-1) places. Where the flat sequence runs from one row into the next, the target is a row's
+    first token, whose label is -100: no loss crosses rows."""
     if not uses_flash_attention(implementation):
-        return token_losses(forward_logits(model, batch, implementation), batch.labels)
+        dtype = next(model.parameters()).dtype
+        inputs = {
+            "input_ids": batch.input_ids,
+            "position_ids": batch.position_ids,
+            "attention_mask": block_causal_mask(batch.segments, implementation, dtype),
+            "use_cache": False,
+        }
+        return model_token_losses(model, inputs, batch.labels, loss)
     flat = flatten(batch)
-    flat_losses, _ = token_losses(flat.forward_logits(model), flat.labels)
+    inputs = {
+        "input_ids": flat.input_ids,
+        "position_ids": flat.position_ids,
+        "use_cache": False,
+        **flat.attention_kwargs,
+    }
+    flat_out = model_token_losses(model, inputs, flat.labels, loss)
     sequence, position = flat.kept.nonzero(as_tuple=True)
     sequence, position = sequence[1:], position[1:]  # the targets of the flat losses
     has_context = position > 0  # a sequence's first token is no target in the packed batch
-    losses = flat_losses.new_zeros(batch.labels.shape[0], batch.labels.shape[1] - 1)
-    losses[sequence[has_context], position[has_context] - 1] = flat_losses[0][has_context]
-    return losses, batch.labels[:, 1:] != IGNORE
+    losses = flat_out.losses.new_zeros(batch.labels.shape[0], batch.labels.shape[1] - 1)
+    losses[sequence[has_context], position[has_context] - 1] = flat_out.losses[0][has_context]
+    return TokenLosses(losses, batch.labels[:, 1:] != IGNORE, flat_out.total)
+
+
+def batch_token_losses(
+    model, batch: Batch, implementation: str, loss: LossSettings = CHUNKED
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch_loss``'s per-token losses (B, L-1), differentiable, and the trained mask."""
+    out = batch_loss(model, batch, implementation, loss)
+    return out.losses, out.trained

@@ -15,7 +15,8 @@ import hashlib
 import json
 import multiprocessing
 import os
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ import pyarrow as pa
 from bayling_data.errors import BaylingError
 from bayling_data.train.chat_templates import render
 
-CACHE_FORMAT = "bayling-data-tokens/1"
+CACHE_FORMAT = "bayling-data-tokens/2"  # /2: written in record batches
 DROP_REASONS = ("too_long", "answer_truncated", "no_trained_tokens")
 TOKEN_SCHEMA = pa.schema(
     [
@@ -100,24 +101,32 @@ def encode_row(
     return list(ids), trained
 
 
-def encode_rows(tokenizer, rows: list[dict], spec: MaskSpec) -> tuple[list[dict], Counter]:
-    kept, drops = [], Counter()
-    for row in rows:
-        result = encode_row(tokenizer, row["messages"], spec)
+BATCH_ROWS = 1000  # rows a worker tokenizes at a time: only these are ever Python objects
+
+
+def encode_batch(
+    tokenizer, batch: pa.RecordBatch, spec: MaskSpec
+) -> tuple[pa.RecordBatch, Counter]:
+    """A record batch of rows (``row``, ``messages``, ``tgt_lang``, ``direction``) tokenized into
+    TOKEN_SCHEMA; its rows become Python objects here and are gone when it returns."""
+    rows, ids, trained, langs, directions = [], [], [], [], []
+    drops: Counter = Counter()
+    columns = batch.select(["row", "messages", "tgt_lang", "direction"]).to_pydict()
+    for row, messages, lang, direction in zip(*columns.values(), strict=True):
+        result = encode_row(tokenizer, messages, spec)
         if isinstance(result, str):
             drops[result] += 1
             continue
-        ids, trained = result
-        kept.append(
-            {
-                "row": row["row"],
-                "input_ids": ids,
-                "trained": trained,
-                "lang": row["tgt_lang"],
-                "direction": row["direction"],
-            }
-        )
-    return kept, drops
+        rows.append(row)
+        ids.append(result[0])
+        trained.append(result[1])
+        langs.append(lang)
+        directions.append(direction)
+    arrays = [rows, ids, trained, langs, directions]
+    return pa.RecordBatch.from_arrays(
+        [pa.array(values, field.type) for values, field in zip(arrays, TOKEN_SCHEMA, strict=True)],
+        schema=TOKEN_SCHEMA,
+    ), drops
 
 
 _WORKER: dict[str, object] = {}
@@ -128,34 +137,62 @@ def _init_worker(tokenizer, spec: MaskSpec) -> None:
     _WORKER["tokenizer"], _WORKER["spec"] = tokenizer, spec
 
 
-def _encode_in_worker(rows: list[dict]) -> tuple[list[dict], Counter]:
-    return encode_rows(_WORKER["tokenizer"], rows, _WORKER["spec"])
+def _encode_in_worker(payload: bytes) -> tuple[pa.RecordBatch, Counter]:
+    batch = pa.ipc.open_stream(payload).read_next_batch()
+    return encode_batch(_WORKER["tokenizer"], batch, _WORKER["spec"])
+
+
+def _ipc_bytes(batch: pa.RecordBatch) -> bytes:
+    """A batch as Arrow IPC bytes: a slice is written as just its rows (pickling a slice of a
+    memory-mapped table may carry the whole buffers)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()
+
+
+def tokenize_batches(
+    table: pa.Table, tokenizer, spec: MaskSpec, num_proc: int = 1, batch_rows: int = BATCH_ROWS
+) -> Iterator[tuple[pa.RecordBatch, Counter]]:
+    """A split's rows tokenized batch by batch, in order, in ``num_proc`` processes.
+
+    The table stays in Arrow (memory-mapped shards); each batch travels to a worker as IPC bytes
+    and comes back tokenized, and at most ``2 * num_proc`` batches are in flight, so the parent
+    holds a few batches however large the split is."""
+    rows = table.select(["messages", "tgt_lang", "direction"]).append_column(
+        "row", pa.array(range(table.num_rows), pa.int64())
+    )
+    batches = rows.to_batches(max_chunksize=batch_rows)
+    if num_proc == 1 or len(batches) < 2:
+        for batch in batches:
+            yield encode_batch(tokenizer, batch, spec)
+        return
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(
+        min(num_proc, len(batches)),
+        multiprocessing.get_context(method),
+        _init_worker,
+        (tokenizer, spec),
+    ) as pool:
+        pending: deque = deque()
+        for batch in batches:
+            pending.append(pool.submit(_encode_in_worker, _ipc_bytes(batch)))
+            if len(pending) >= 2 * num_proc:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def tokenize_table(
-    table: pa.Table, tokenizer, spec: MaskSpec, num_proc: int = 1
+    table: pa.Table, tokenizer, spec: MaskSpec, num_proc: int = 1, batch_rows: int = BATCH_ROWS
 ) -> tuple[pa.Table, dict[str, int]]:
-    """Tokenize a split's rows (in ``num_proc`` processes); the kept rows and drops by reason."""
-    rows = (
-        table.select(["messages", "tgt_lang", "direction"])
-        .append_column("row", pa.array(range(table.num_rows), pa.int64()))
-        .to_pylist()
-    )
-    if num_proc == 1 or len(rows) < 2 * num_proc:
-        parts = [encode_rows(tokenizer, rows, spec)]
-    else:
-        size = -(-len(rows) // (num_proc * 4))
-        chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        with ProcessPoolExecutor(
-            num_proc, multiprocessing.get_context(method), _init_worker, (tokenizer, spec)
-        ) as pool:
-            parts = list(pool.map(_encode_in_worker, chunks))
-    kept = [row for part, _ in parts for row in part]
-    drops = Counter()
+    """``tokenize_batches`` gathered into one table, and the drops by reason (small splits)."""
+    parts = list(tokenize_batches(table, tokenizer, spec, num_proc, batch_rows))
+    drops: Counter = Counter()
     for _, part_drops in parts:
         drops.update(part_drops)
-    return pa.Table.from_pylist(kept, schema=TOKEN_SCHEMA), {r: drops[r] for r in DROP_REASONS}
+    kept = pa.Table.from_batches([batch for batch, _ in parts], schema=TOKEN_SCHEMA)
+    return kept, {reason: drops[reason] for reason in DROP_REASONS}
 
 
 # --- cache ---------------------------------------------------------------------------------------
@@ -182,6 +219,7 @@ def cache_key(shard_checksums: list[str], tokenizer, spec: MaskSpec) -> str:
 
 
 def read_cached(folder: Path) -> tuple[pa.Table, dict[str, int]] | None:
+    """The entry's tokens, memory-mapped (zero-copy: nothing is read until used), and its drops."""
     tokens, stats = folder / "tokens.arrow", folder / "stats.json"
     if not (tokens.is_file() and stats.is_file()):
         return None
@@ -189,16 +227,26 @@ def read_cached(folder: Path) -> tuple[pa.Table, dict[str, int]] | None:
     return table, json.loads(stats.read_text("utf-8"))["dropped"]
 
 
-def write_cached(folder: Path, table: pa.Table, drops: dict[str, int]) -> None:
-    """Write the entry under a temporary name and rename it, so a reader never sees half of one."""
+def write_cached(folder: Path, parts: Iterable[tuple[pa.RecordBatch, Counter]]) -> None:
+    """Stream tokenized batches into an Arrow IPC file (memory-mapped by every rank when read),
+    under a temporary name renamed at the end, so a reader never sees half of an entry."""
     staging = folder.with_name(folder.name + f".tmp-{os.getpid()}")
     staging.mkdir(parents=True, exist_ok=True)
+    drops: Counter = Counter()
+    rows = 0
     with (
         pa.OSFile(str(staging / "tokens.arrow"), "wb") as sink,
-        pa.ipc.new_file(sink, table.schema) as writer,
+        pa.ipc.new_file(sink, TOKEN_SCHEMA) as writer,
     ):
-        writer.write_table(table)
-    stats = {"format": CACHE_FORMAT, "rows": table.num_rows, "dropped": drops}
+        for batch, batch_drops in parts:
+            writer.write_batch(batch)
+            drops.update(batch_drops)
+            rows += batch.num_rows
+    stats = {
+        "format": CACHE_FORMAT,
+        "rows": rows,
+        "dropped": {reason: drops[reason] for reason in DROP_REASONS},
+    }
     (staging / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", "utf-8")
     try:
         staging.rename(folder)
