@@ -142,6 +142,12 @@ class DistributedConfig(StrictModel):
         default="LlamaDecoderLayer", description="Layer class each FSDP unit wraps."
     )
     cpu_offload: bool = False
+    timeout_minutes: int = Field(
+        default=60,
+        gt=0,
+        description="Process-group timeout: how long ranks wait at a collective, e.g. for rank "
+        "0 to tokenize a 3M-row build (torch: 10 minutes with NCCL, 30 with gloo).",
+    )
 
 
 class EvalConfig(StrictModel):

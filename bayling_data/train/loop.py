@@ -13,6 +13,7 @@ import math
 import shutil
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,11 @@ class TrainResult:
 
 def make_accelerator(config: TrainConfig):
     from accelerate import Accelerator
-    from accelerate.utils import DeepSpeedPlugin, FullyShardedDataParallelPlugin
+    from accelerate.utils import (
+        DeepSpeedPlugin,
+        FullyShardedDataParallelPlugin,
+        InitProcessGroupKwargs,
+    )
 
     accumulation = config.optim.gradient_accumulation_steps
     kwargs: dict[str, Any] = {}
@@ -70,9 +75,12 @@ def make_accelerator(config: TrainConfig):
             offload_param_device="cpu" if config.distributed.cpu_offload else "none",
             zero3_save_16bit_model=True,
         )
+    # Ranks other than 0 wait at a barrier while rank 0 tokenizes: give them the config's time.
+    timeout = InitProcessGroupKwargs(timeout=timedelta(minutes=config.distributed.timeout_minutes))
     return Accelerator(
         mixed_precision="bf16" if config.bf16 else "no",
         gradient_accumulation_steps=accumulation,
+        kwargs_handlers=[timeout],
         **kwargs,
     )
 
