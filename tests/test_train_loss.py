@@ -16,14 +16,11 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
-from train_fixtures import TINY_LLAMA, train_assets  # noqa: E402
+from train_fixtures import tiny_llamas, validation_corpus  # noqa: E402
 
-from bayling_data.train.chat_templates import template_text  # noqa: E402
 from bayling_data.train.config import TrainConfigError  # noqa: E402
-from bayling_data.train.data import Corpus, tokenize_build  # noqa: E402
 from bayling_data.train.loss import LossSettings, chunked_losses, resolve_loss  # noqa: E402
 from bayling_data.train.packing import batch_loss, collate  # noqa: E402
-from bayling_data.train.tokenize import MaskSpec  # noqa: E402
 
 SEQUENCES = {  # rows of the validation split
     ("packed", 1): [[3, 11, 17, 25]],
@@ -38,22 +35,8 @@ GRAD_TOLERANCE = {"atol": 1e-5, "rtol": 1e-4}
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    assets = train_assets(tmp_path_factory)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(assets.tokenizer_dir)
-    spec = MaskSpec(template=template_text("bayling", tokenizer), max_length=1024)
-    cache = tmp_path_factory.mktemp("loss_cache")
-    corpus = Corpus(
-        [tokenize_build(str(assets.build), "validation", tokenizer, spec, cache, 1)], [1.0]
-    )
-    models = {}
-    for implementation in ("eager", "sdpa"):
-        torch.manual_seed(0)
-        config = transformers.LlamaConfig(
-            **{k: v for k, v in TINY_LLAMA.items() if k != "model_type"},
-            vocab_size=len(tokenizer),
-            attn_implementation=implementation,
-        )
-        models[implementation] = transformers.LlamaForCausalLM(config)
+    corpus, tokenizer = validation_corpus(tmp_path_factory, 1024, "loss_cache")
+    models = tiny_llamas(len(tokenizer))
     return corpus, tokenizer.pad_token_id, models
 
 

@@ -9,12 +9,10 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
 import numpy as np  # noqa: E402
-from train_fixtures import TINY_LLAMA, train_assets  # noqa: E402
+from train_fixtures import tiny_llamas, validation_corpus  # noqa: E402
 
-from bayling_data.train.chat_templates import template_text  # noqa: E402
-from bayling_data.train.data import Corpus, pack_bounds, pack_rows, tokenize_build  # noqa: E402
+from bayling_data.train.data import pack_bounds, pack_rows  # noqa: E402
 from bayling_data.train.packing import collate, forward_logits, token_losses  # noqa: E402
-from bayling_data.train.tokenize import MaskSpec  # noqa: E402
 
 ROWS = [3, 11, 17, 25]  # four rows of the validation split, packed into one sequence
 SEQ = 1280  # their length together, BayLing's system prompt in each
@@ -22,22 +20,8 @@ SEQ = 1280  # their length together, BayLing's system prompt in each
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    assets = train_assets(tmp_path_factory)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(assets.tokenizer_dir)
-    spec = MaskSpec(template=template_text("bayling", tokenizer), max_length=SEQ)
-    cache = tmp_path_factory.mktemp("packing_cache")
-    corpus = Corpus(
-        [tokenize_build(str(assets.build), "validation", tokenizer, spec, cache, 1)], [1.0]
-    )
-    models = {}
-    for implementation in ("eager", "sdpa"):
-        torch.manual_seed(0)
-        config = transformers.LlamaConfig(
-            **{k: v for k, v in TINY_LLAMA.items() if k != "model_type"},
-            vocab_size=len(tokenizer),
-            attn_implementation=implementation,
-        )
-        models[implementation] = transformers.LlamaForCausalLM(config).eval()
+    corpus, tokenizer = validation_corpus(tmp_path_factory, SEQ, "packing_cache")
+    models = {name: model.eval() for name, model in tiny_llamas(len(tokenizer)).items()}
     return corpus, tokenizer, models
 
 

@@ -109,3 +109,37 @@ def train_config(assets: TrainAssets, out: Path, **sections) -> dict:
         else:
             config[section] = values
     return config
+
+
+def validation_corpus(root_factory, max_length: int, cache_name: str):
+    """The sample build's validation rows tokenized with BayLing's template, and the tokenizer."""
+    import transformers
+
+    from bayling_data.train.chat_templates import template_text
+    from bayling_data.train.data import Corpus, tokenize_build
+    from bayling_data.train.tokenize import MaskSpec
+
+    assets = train_assets(root_factory)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(assets.tokenizer_dir)
+    spec = MaskSpec(template=template_text("bayling", tokenizer), max_length=max_length)
+    cache = root_factory.mktemp(cache_name)
+    corpus = Corpus(
+        [tokenize_build(str(assets.build), "validation", tokenizer, spec, cache, 1)], [1.0]
+    )
+    return corpus, tokenizer
+
+
+def tiny_llamas(vocab_size: int) -> dict:
+    """The tiny Llama with eager and with sdpa attention, the same weights (seed 0) in both."""
+    import transformers
+
+    models = {}
+    for implementation in ("eager", "sdpa"):
+        torch.manual_seed(0)
+        config = transformers.LlamaConfig(
+            **{k: v for k, v in TINY_LLAMA.items() if k != "model_type"},
+            vocab_size=vocab_size,
+            attn_implementation=implementation,
+        )
+        models[implementation] = transformers.LlamaForCausalLM(config)
+    return models
