@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,8 @@ PROJECTION_SCHEMA = pa.schema(
     ]
 )
 ORDER_COLUMNS = ("_order", "_ordinal")
+#: Keys one decide step holds at once, at most (about 60 bytes each while sorting).
+DECIDE_KEYS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -457,11 +460,26 @@ def _run_decide(job: Job, work: WorkDir, stages: Stages, legs: list[Leg]) -> dic
     tasks_leg = next(leg.index for leg in legs if leg.has_tasks)
     shards = job.layout.shards(legs[job.index - 1], tasks_leg)
 
-    def tables() -> Iterator[tuple[int, pa.Table]]:
-        for shard in shards:
-            yield shard, read_table(keys_path(work, job.index, job.part, shard))
+    paths = [(shard, keys_path(work, job.index, job.part, shard)) for shard in shards]
+    # A partition larger than DECIDE_KEYS is decided in slices of its keys' high bits (keys in
+    # different slices never meet), each read from the memory-mapped key files: the decide
+    # step's memory stays bounded however many rows the build has.
+    slices = 1
+    if stage.partitioned:
+        total = sum(read_table(path).num_rows for _shard, path in paths)
+        slices = max(1, math.ceil(total / DECIDE_KEYS))
 
-    repeats = stage.decide(tables())
+    def tables(part: int) -> Iterator[tuple[int, pa.Table]]:
+        for shard, path in paths:
+            keys = read_table(path)
+            if slices > 1:
+                high = pc.shift_right(keys.column("key"), pa.scalar(32, pa.uint64()))
+                keys = keys.filter(pc.equal(pc.remainder(high, slices), part))
+            yield shard, keys
+
+    repeats = stage.decide(tables(0))
+    if slices > 1:
+        repeats = pa.concat_tables([repeats, *(stage.decide(tables(p)) for p in range(1, slices))])
     shard_column = repeats.column("shard").to_numpy()
     for shard in np.unique(shard_column).tolist():
         chosen = repeats.filter(pa.array(shard_column == shard)).select(["row", "slot"])

@@ -28,6 +28,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +40,8 @@ from pydantic import Field, field_validator
 
 from bayling_data.config import StrictModel
 from bayling_data.hashing import stable_hash
+from bayling_data.io.workdir import read_table
+from bayling_data.selection import Cut, smallest
 
 
 class MixtureConfig(StrictModel):
@@ -69,14 +74,6 @@ class MixtureConfig(StrictModel):
                 raise ValueError(f"{direction}: expected SRC-TGT: a number of rows >= 0")
             resolved["-".join(resolve_code(part) for part in parts)] = quota
         return resolved
-
-
-def row_languages(table: pa.Table, pivots: list[str]) -> np.ndarray:
-    """Each row's language for balancing: the first non-pivot side, else the source."""
-    src = _objects(table.column("src_lang"))
-    tgt = _objects(table.column("tgt_lang"))
-    pivot_src = np.isin(src, pivots)
-    return np.where(pivot_src & ~np.isin(tgt, pivots), tgt, src)
 
 
 def target_shares(counts: dict[str, int], alpha: float) -> dict[str, float]:
@@ -116,36 +113,6 @@ def allocate(
     return allocation
 
 
-def _take_first(keys: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
-    """The ``n`` rows (indices) with the smallest keys: a deterministic, order-free sample."""
-    return rows[np.argsort(keys[rows], kind="stable")[:n]]
-
-
-def apply_mixture(
-    table: pa.Table,
-    weights: dict[str, float],
-    config: MixtureConfig,
-    pivots: list[str],
-    seed: int,
-) -> tuple[pa.Table, dict[str, object]]:
-    """Keep the rows the mixture asks for; returns them, in order, and the realised mixture."""
-    keep, report = mixture_keep(table, weights, config, pivots, seed)
-    return table.filter(pa.array(keep)), report
-
-
-def _objects(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """A string column as a numpy object array whose equal values share one Python string
-    (a few bytes a row, where ``to_pylist`` would make a string per row)."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(column.type.value_type)
-    encoded = pc.dictionary_encode(column)
-    values = np.asarray([*encoded.dictionary.to_pylist(), None], dtype=object)
-    indices = pc.fill_null(encoded.indices, len(values) - 1).to_numpy(zero_copy_only=False)
-    return values[indices]
-
-
 def can_drop(weights: dict[str, float], config: MixtureConfig) -> bool:
     """Whether this mixture may leave rows out (else every row is kept and nothing is planned)."""
     return (
@@ -157,167 +124,301 @@ def can_drop(weights: dict[str, float], config: MixtureConfig) -> bool:
     )
 
 
+class ShardCodes:
+    """One batch of mixture rows as integer codes (into :class:`MixtureRows`' vocabularies)."""
+
+    __slots__ = ("direction", "file", "group", "keys", "task")
+
+    def __init__(
+        self,
+        file: int,
+        task: np.ndarray,
+        group: np.ndarray,
+        direction: np.ndarray,
+        keys: np.ndarray,
+    ):
+        self.file = file  # which of the rows' tables (a build's shard) the batch is from
+        self.task = task
+        self.group = group  # (task, language): task * languages + language
+        self.direction = direction
+        self.keys = keys
+
+
+def _encoded(batch: pa.RecordBatch, name: str) -> pa.DictionaryArray:
+    column = batch.column(name)
+    if column.null_count:
+        column = pc.fill_null(column.cast(pa.string()), "")
+    return column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
+
+
+class MixtureRows:
+    """The rows a mixture chooses among: a build's projections (or its census) shard by shard
+    on disk, or one table in memory. Each pass reads one batch at a time as integer codes, into
+    vocabularies taken in a first pass that also counts every group: no pass holds more than a
+    batch, whatever the number of rows (see :mod:`bayling_data.selection`)."""
+
+    def __init__(self, tables: Callable[[], Iterator[pa.Table]], pivots: list[str]):
+        self._tables = tables
+        combinations: Counter[tuple[str, str, str, str]] = Counter()
+        for table in tables():
+            for batch in table.to_batches():
+                combinations.update(_combinations(batch))
+        self.tasks = sorted({c[0] for c in combinations})
+        self.languages = sorted({c[1] for c in combinations} | {c[2] for c in combinations})
+        self.directions = sorted({c[3] for c in combinations})
+        self._task = {name: i for i, name in enumerate(self.tasks)}
+        self._language = {name: i for i, name in enumerate(self.languages)}
+        self._direction = {name: i for i, name in enumerate(self.directions)}
+        self._pivot = np.isin(np.asarray(self.languages, dtype=object), pivots)
+        self.group_sizes = np.zeros(len(self.tasks) * len(self.languages), np.int64)
+        self.direction_sizes = np.zeros(len(self.directions), np.int64)
+        for (task, src, tgt, direction), n in combinations.items():
+            language = tgt if src in pivots and tgt not in pivots else src
+            self.group_sizes[self.group(task, language)] += n
+            self.direction_sizes[self._direction[direction]] += n
+        self.rows = int(self.group_sizes.sum())
+
+    @classmethod
+    def of_files(cls, paths: list[Path], pivots: list[str]) -> MixtureRows:
+        return cls(lambda: (read_table(path) for path in paths), pivots)
+
+    @classmethod
+    def of_table(cls, table: pa.Table, pivots: list[str], seed: int) -> MixtureRows:
+        """Rows in memory; without a ``mix_key`` column (rows made outside a build) each row's
+        key is a hash of the seed and its id."""
+        if "mix_key" not in table.column_names:
+            ids = table.column("id").to_pylist()
+            keys = np.fromiter((stable_hash(seed, "mix", i) for i in ids), np.uint64, len(ids))
+            table = table.append_column("mix_key", pa.array(keys, pa.uint64()))
+        return cls(lambda: iter([table]), pivots)
+
+    def group(self, task: str, language: str) -> int:
+        return self._task[task] * len(self.languages) + self._language[language]
+
+    def group_name(self, group: int) -> tuple[str, str]:
+        task, language = divmod(group, len(self.languages))
+        return self.tasks[task], self.languages[language]
+
+    def task_groups(self, task: str) -> dict[str, int]:
+        """The task's rows per language, for the languages it has rows in."""
+        if task not in self._task:
+            return {}
+        start = self._task[task] * len(self.languages)
+        sizes = self.group_sizes[start : start + len(self.languages)].tolist()
+        return {lang: n for lang, n in zip(self.languages, sizes, strict=True) if n}
+
+    def direction_code(self, direction: str) -> int | None:
+        return self._direction.get(direction)
+
+    def task_code(self, task: str) -> int | None:
+        return self._task.get(task)
+
+    def shards(self) -> Iterator[ShardCodes]:
+        """Every batch, in order, as codes."""
+        width = len(self.languages)
+        for file, table in enumerate(self._tables()):
+            for batch in table.to_batches():
+                task = self._codes(batch, "task", self._task)
+                src = self._codes(batch, "src_lang", self._language)
+                tgt = self._codes(batch, "tgt_lang", self._language)
+                language = np.where(self._pivot[src] & ~self._pivot[tgt], tgt, src)
+                yield ShardCodes(
+                    file,
+                    task,
+                    task * width + language,
+                    self._codes(batch, "direction", self._direction),
+                    batch.column("mix_key").to_numpy(zero_copy_only=False),
+                )
+
+    @staticmethod
+    def _codes(batch: pa.RecordBatch, name: str, index: dict[str, int]) -> np.ndarray:
+        column = _encoded(batch, name)
+        lookup = np.asarray([index[v] for v in column.dictionary.to_pylist()], np.int64)
+        positions = column.indices.to_numpy(zero_copy_only=False)
+        return lookup[positions] if len(lookup) else np.zeros(0, np.int64)
+
+
+def _combinations(batch: pa.RecordBatch) -> Counter[tuple[str, str, str, str]]:
+    """Rows per (task, src_lang, tgt_lang, direction) in one batch."""
+    columns = [_encoded(batch, name) for name in ("task", "src_lang", "tgt_lang", "direction")]
+    combined = np.zeros(batch.num_rows, np.int64)
+    for column in columns:
+        combined = combined * len(column.dictionary) + column.indices.to_numpy(zero_copy_only=False)
+    found: Counter[tuple[str, str, str, str]] = Counter()
+    values, counts = np.unique(combined, return_counts=True)
+    names = [column.dictionary.to_pylist() for column in columns]
+    for value, n in zip(values.tolist(), counts.tolist(), strict=True):
+        key = []
+        for column, vocabulary in zip(reversed(columns), reversed(names), strict=True):
+            value, position = divmod(value, len(column.dictionary))
+            key.append(vocabulary[position])
+        found[tuple(reversed(key))] += n  # type: ignore[index]
+    return found
+
+
+@dataclass
+class Choice:
+    """Which rows a mixture keeps: a :class:`~bayling_data.selection.Cut` per task, or per
+    (task, language) group, then one per direction among the rows kept (direction quotas)."""
+
+    by_task: bool
+    cut: Cut
+    directions: Cut | None = None
+    limited: np.ndarray | None = None  # per direction: whether a quota applies
+
+    def masks(self, rows: MixtureRows) -> Iterator[tuple[ShardCodes, np.ndarray]]:
+        """Every batch's codes and keep mask, in order."""
+        first = self.cut.masker()
+        second = self.directions.masker() if self.directions is not None else None
+        for codes in rows.shards():
+            keep = first(codes.task if self.by_task else codes.group, codes.keys)
+            if second is not None and self.limited is not None:
+                limited = self.limited[codes.direction]
+                chosen = second(np.where(keep & limited, codes.direction, -1), codes.keys)
+                keep = np.where(limited, chosen, keep)
+            yield codes, keep
+
+    def kept(self, rows: MixtureRows) -> tuple[np.ndarray, np.ndarray]:
+        """Rows kept per (task, language) group and per direction."""
+        groups = np.zeros(len(rows.group_sizes), np.int64)
+        directions = np.zeros(len(rows.direction_sizes), np.int64)
+        for codes, keep in self.masks(rows):
+            groups += np.bincount(codes.group[keep], minlength=len(groups))
+            directions += np.bincount(codes.direction[keep], minlength=len(directions))
+        return groups, directions
+
+
+def _cut(rows: MixtureRows, by_task: bool, ranks: np.ndarray, sizes: np.ndarray) -> Cut:
+    def shards() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for codes in rows.shards():
+            yield (codes.task if by_task else codes.group), codes.keys
+
+    return smallest(shards, ranks, sizes)
+
+
+def _with_direction_quotas(
+    rows: MixtureRows, choice: Choice, config: MixtureConfig, kept_directions: np.ndarray
+) -> Choice:
+    """The choice, with each quota'd direction cut to its quota's smallest keys among the rows
+    the choice keeps (a direction within its quota keeps them all)."""
+    quotas = np.zeros(len(rows.directions), np.int64)
+    limited = np.zeros(len(rows.directions), bool)
+    for direction, quota in config.direction_quotas.items():
+        code = rows.direction_code(direction)
+        if code is not None:
+            quotas[code], limited[code] = quota, True
+    if not limited.any():
+        return choice
+
+    def shards() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for codes, keep in choice.masks(rows):
+            yield np.where(keep & limited[codes.direction], codes.direction, -1), codes.keys
+
+    directions = smallest(shards, quotas, np.where(limited, kept_directions, 0))
+    return Choice(choice.by_task, choice.cut, directions, limited)
+
+
+def apply_mixture(
+    table: pa.Table,
+    weights: dict[str, float],
+    config: MixtureConfig,
+    pivots: list[str],
+    seed: int,
+) -> tuple[pa.Table, dict[str, object]]:
+    """Keep the rows the mixture asks for; returns them, in order, and the realised mixture."""
+    rows = MixtureRows.of_table(table, pivots, seed)
+    choice, report = decide_mixture(rows, weights, config)
+    masks = [keep for _codes, keep in choice.masks(rows)]
+    keep = np.concatenate([np.zeros(0, bool), *masks])
+    return table.filter(pa.array(keep)), report
+
+
 Groups = dict[tuple[str, str], int]
 
 
-def _group_columns(table: pa.Table, pivots: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    return _objects(table.column("task")), row_languages(table, pivots)
-
-
-def _codes(column: pa.ChunkedArray | pa.Array, vocabulary: pa.Array) -> np.ndarray:
-    """Each value's position in ``vocabulary`` (an int array: no Python string per row)."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks else pa.array([], pa.string())
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(column.type.value_type)
-    return pc.index_in(column, value_set=vocabulary).to_numpy(zero_copy_only=False)
-
-
-def group_codes(table: pa.Table, pivots: list[str]) -> tuple[np.ndarray, list[tuple[str, str]]]:
-    """Each row's (task, language) group as an integer, and the groups those integers name;
-    integer codes keep a census of tens of millions of rows in a few bytes a row."""
-
-    def vocabulary(*names: str) -> pa.Array:
-        values: set[str] = set()
-        for name in names:
-            column = table.column(name)
-            if pa.types.is_dictionary(column.type):
-                column = column.cast(column.type.value_type)
-            values.update(v for v in pc.unique(column).to_pylist() if v is not None)
-        return pa.array(sorted(values), pa.string())
-
-    tasks_vocab, langs_vocab = vocabulary("task"), vocabulary("src_lang", "tgt_lang")
-    task = _codes(table.column("task"), tasks_vocab).astype(np.int64)
-    src = _codes(table.column("src_lang"), langs_vocab).astype(np.int64)
-    tgt = _codes(table.column("tgt_lang"), langs_vocab).astype(np.int64)
-    is_pivot = np.isin(np.asarray(langs_vocab.to_pylist(), dtype=object), pivots)
-    if len(is_pivot) == 0:
-        return np.zeros(0, np.int64), []
-    language = np.where(is_pivot[src] & ~is_pivot[tgt], tgt, src)
-    width = len(langs_vocab)
-    names = [(t, lang) for t in tasks_vocab.to_pylist() for lang in langs_vocab.to_pylist()]
-    return task * width + language, names
-
-
-def plan_quotas(table: pa.Table, keep: np.ndarray, pivots: list[str]) -> Groups:
-    """Rows the plan keeps per (task, language) group, from the census and its keep mask."""
-    codes, names = group_codes(table, pivots)
-    counts = np.bincount(codes[keep], minlength=len(names)) if len(names) else []
-    return {names[i]: int(n) for i, n in enumerate(counts) if n}
-
-
-def _sorted_groups(codes: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ordered by group then key, and where each group's run starts."""
-    order = np.lexsort((keys, codes))
-    sorted_codes = codes[order]
-    new_group = np.ones(len(order), dtype=bool)
-    new_group[1:] = sorted_codes[1:] != sorted_codes[:-1]
-    return order, np.flatnonzero(new_group)
+def plan_quotas(rows: MixtureRows, kept: np.ndarray) -> Groups:
+    """Rows the plan keeps per (task, language) group, from the census's kept counts."""
+    return {rows.group_name(group): int(kept[group]) for group in np.flatnonzero(kept).tolist()}
 
 
 def plan_limits(
-    table: pa.Table,
-    keys: np.ndarray,
+    rows: MixtureRows,
     quotas: Groups,
-    pivots: list[str],
     slack: dict[tuple[str, str], float] | None = None,
     default_slack: float = 0.05,
 ) -> dict[str, dict[str, int]]:
     """The highest mixture key each (task, language) group's rows may have to be made: the key
     of the group's candidate at rank ``quota * (1 + slack) + 16`` (rows the instruction filters
     will drop need replacements), or every candidate where that reaches the group's size."""
-    codes, names = group_codes(table, pivots)
-    limits: dict[str, dict[str, int]] = {}
-    if not len(codes):
-        return limits
-    order, starts = _sorted_groups(codes, keys)
-    ends = np.append(starts[1:], len(order))
-    sorted_keys = keys[order]
-    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-        group = names[int(codes[order[start]])]
-        quota = quotas.get(group, 0)
+    ranks = np.zeros(len(rows.group_sizes), np.int64)
+    wanted: list[int] = []
+    for group in np.flatnonzero(rows.group_sizes).tolist():
+        name = rows.group_name(group)
+        quota = quotas.get(name, 0)
         if quota <= 0:
             continue
-        extra = (slack or {}).get(group, default_slack)
-        size = end - start
-        rank = size if math.isinf(extra) else min(size, math.ceil(quota * (1.0 + extra)) + 16)
-        limit = (1 << 64) - 1 if rank >= size else int(sorted_keys[start + rank - 1])
-        limits.setdefault(group[0], {})[group[1]] = limit
+        extra = (slack or {}).get(name, default_slack)
+        size = int(rows.group_sizes[group])
+        ranks[group] = (
+            size if math.isinf(extra) else min(size, math.ceil(quota * (1.0 + extra)) + 16)
+        )
+        wanted.append(group)
+    cut = _cut(rows, False, ranks, rows.group_sizes)
+    limits: dict[str, dict[str, int]] = {}
+    for group in wanted:
+        task, language = rows.group_name(group)
+        limits.setdefault(task, {})[language] = int(cut.threshold[group])
     return limits
 
 
 def apply_plan(
-    table: pa.Table,
-    keys: np.ndarray,
-    quotas: Groups,
-    config: MixtureConfig,
-    pivots: list[str],
-) -> tuple[np.ndarray, dict[tuple[str, str], int]]:
+    rows: MixtureRows, quotas: Groups, config: MixtureConfig
+) -> tuple[Choice, dict[tuple[str, str], int]]:
     """Keep each group's ``quota`` smallest-key rows, then the direction quotas; returns the
-    mask and, per group, how many rows it lacked (rows made and filtered fell short)."""
-    codes, names = group_codes(table, pivots)
-    keep = np.zeros(table.num_rows, dtype=bool)
-    present = (
-        dict(zip(names, np.bincount(codes, minlength=len(names)).tolist(), strict=True))
-        if len(names)
-        else {}
-    )
-    short = {g: q - present.get(g, 0) for g, q in quotas.items() if present.get(g, 0) < q}
-    if table.num_rows:
-        order, starts = _sorted_groups(codes, keys)
-        lengths = np.diff(np.append(starts, len(order)))
-        rank = np.arange(len(order)) - np.repeat(starts, lengths)
-        allowed = np.asarray(
-            [quotas.get(names[int(codes[order[s]])], 0) for s in starts.tolist()], dtype=np.int64
-        )
-        keep[order[rank < np.repeat(allowed, lengths)]] = True
-    _direction_quotas(table, keep, keys, config)
-    return keep, short
-
-
-def _direction_quotas(
-    table: pa.Table, keep: np.ndarray, keys: np.ndarray, config: MixtureConfig
-) -> None:
-    if not config.direction_quotas:
-        return
-    directions = _objects(table.column("direction"))
-    for direction, quota in config.direction_quotas.items():
-        rows = np.flatnonzero(keep & (directions == direction))
-        if len(rows) > quota:
-            keep[rows] = False
-            keep[_take_first(keys, rows, quota)] = True
+    choice and, per group, how many rows it lacked (rows made and filtered fell short)."""
+    ranks = np.zeros(len(rows.group_sizes), np.int64)
+    short = {}
+    for name, quota in quotas.items():
+        task, language = name
+        present = rows.task_groups(task).get(language, 0)
+        if present < quota:
+            short[name] = quota - present
+        if present:
+            ranks[rows.group(task, language)] = quota
+    choice = Choice(False, _cut(rows, False, ranks, rows.group_sizes))
+    if config.direction_quotas:
+        _groups, directions = choice.kept(rows)
+        choice = _with_direction_quotas(rows, choice, config, directions)
+    return choice, short
 
 
 def describe(
-    table: pa.Table,
-    keep: np.ndarray,
+    rows: MixtureRows,
+    kept_groups: np.ndarray,
     weights: dict[str, float],
     config: MixtureConfig,
-    pivots: list[str],
     plan_report: dict[str, Any],
 ) -> dict[str, object]:
     """The realised mixture of a planned build: per task and language, the census's candidate
     rows (``available``) and target shares from the plan, the rows made and kept."""
-    tasks, languages = _group_columns(table, pivots)
     planned_tasks: dict[str, Any] = plan_report["tasks"]
     report: dict[str, object] = {"tasks": {}}
     for task in weights:
         entry = planned_tasks[task]
-        in_task = tasks == task
-        kept = Counter(languages[keep & in_task].tolist())
+        kept = {lang: int(kept_groups[rows.group(task, lang)]) for lang in rows.task_groups(task)}
         kept_total = sum(kept.values())
         report["tasks"][task] = {  # type: ignore[index]
             "weight": weights[task],
             "available": entry["available"],
             "sizes": entry["sizes"],
-            "generated": int(in_task.sum()),
+            "generated": sum(rows.task_groups(task).values()),
             "kept": kept_total,
             "languages": {
                 lang: {
                     "available": planned["available"],
                     "target_share": planned["target_share"],
-                    "kept": kept[lang],
-                    "kept_share": round(kept[lang] / kept_total, 6) if kept_total else 0.0,
+                    "kept": kept.get(lang, 0),
+                    "kept_share": round(kept.get(lang, 0) / kept_total, 6) if kept_total else 0.0,
                 }
                 for lang, planned in entry["languages"].items()
             },
@@ -370,43 +471,27 @@ def shortfall_notes(report: dict[str, object], config: MixtureConfig) -> list[st
     return notes
 
 
-def mixture_keep(
-    table: pa.Table,
-    weights: dict[str, float],
-    config: MixtureConfig,
-    pivots: list[str],
-    seed: int,
-    keys: np.ndarray | None = None,
-) -> tuple[np.ndarray, dict[str, object]]:
-    """Which rows the mixture keeps (a mask) and the realised mixture. ``table`` needs the
-    columns task, src_lang, tgt_lang and direction; the rows' sampling ``keys`` are its
-    ``mix_key`` column (a build's rows), else ``stable_hash(seed, "mix", id)``."""
-    n = table.num_rows
-    if keys is None and "mix_key" in table.column_names:
-        keys = table.column("mix_key").to_numpy(zero_copy_only=False)
-    if keys is None:  # rows made outside a build: a key from the row's content
-        ids = table.column("id").to_pylist()
-        keys = np.fromiter((stable_hash(seed, "mix", i) for i in ids), dtype=np.uint64, count=n)
-    tasks = _objects(table.column("task"))
-    languages = row_languages(table, pivots)
-    keep = np.zeros(n, dtype=bool)
+def decide_mixture(
+    rows: MixtureRows, weights: dict[str, float], config: MixtureConfig
+) -> tuple[Choice, dict[str, object]]:
+    """Which rows the mixture keeps and the realised mixture (the rows' sampling keys are their
+    ``mix_key``)."""
     report: dict[str, object] = {"tasks": {}}
 
     # 1. Languages within each task: how large can each task be in its target proportions?
     balanced: dict[str, dict[str, int]] = {}
     shares_by_task: dict[str, dict[str, float]] = {}
     for task in weights:
-        counts = Counter(languages[tasks == task].tolist())
+        counts = rows.task_groups(task)
         if config.language_alpha is None:
             shares = {lang: c / max(1, sum(counts.values())) for lang, c in counts.items()}
-            limits = {
+            balanced[task] = {
                 lang: min(c, config.language_cap) if config.language_cap else c
                 for lang, c in counts.items()
             }
-            balanced[task] = limits
         else:
-            shares = target_shares(dict(counts), config.language_alpha)
-            balanced[task] = allocate(dict(counts), shares, config.total, config.language_cap)
+            shares = target_shares(counts, config.language_alpha)
+            balanced[task] = allocate(counts, shares, config.total, config.language_cap)
         shares_by_task[task] = shares
 
     # 2. Tasks by weight, within the total.
@@ -421,25 +506,35 @@ def mixture_keep(
         scale = min((sizes[task] / w for task, w in weights.items() if w > 0), default=0.0)
         quotas = {task: min(sizes[task], int(scale * w)) for task, w in weights.items()}
 
-    for task, quota in quotas.items():
-        in_task = tasks == task
-        counts = Counter(languages[in_task].tolist())
-        if config.language_alpha is None and config.language_cap is None:
-            per_language = None
-        else:
-            per_language = allocate(dict(counts), shares_by_task[task], quota, config.language_cap)
-        if per_language is None:
-            chosen = _take_first(keys, np.flatnonzero(in_task), quota)
-            keep[chosen] = True
-        else:
-            for lang, k in per_language.items():
-                rows = np.flatnonzero(in_task & (languages == lang))
-                keep[_take_first(keys, rows, k)] = True
-        kept = Counter(languages[keep & in_task].tolist())
+    # Each task's quota of smallest keys, or each of its languages' allocation.
+    by_task = config.language_alpha is None and config.language_cap is None
+    if by_task:
+        ranks = np.zeros(len(rows.tasks), np.int64)
+        task_sizes = np.zeros(len(rows.tasks), np.int64)
+        for task, quota in quotas.items():
+            code = rows.task_code(task)
+            if code is not None:
+                ranks[code] = quota
+                task_sizes[code] = sum(rows.task_groups(task).values())
+        choice = Choice(True, _cut(rows, True, ranks, task_sizes))
+    else:
+        ranks = np.zeros(len(rows.group_sizes), np.int64)
+        for task, quota in quotas.items():
+            counts = rows.task_groups(task)
+            for lang, k in allocate(
+                counts, shares_by_task[task], quota, config.language_cap
+            ).items():
+                ranks[rows.group(task, lang)] = k
+        choice = Choice(False, _cut(rows, False, ranks, rows.group_sizes))
+    kept_groups, kept_directions = choice.kept(rows)
+
+    for task in quotas:
+        counts = rows.task_groups(task)
+        kept = {lang: int(kept_groups[rows.group(task, lang)]) for lang in counts}
         kept_total = sum(kept.values())
         report["tasks"][task] = {  # type: ignore[index]
             "weight": weights[task],
-            "available": int(in_task.sum()),
+            "available": sum(counts.values()),
             "sizes": sizes[task],
             "kept": kept_total,
             "languages": {
@@ -454,8 +549,8 @@ def mixture_keep(
         }
 
     # 3. Direction quotas.
-    _direction_quotas(table, keep, keys, config)
     if config.direction_quotas:
+        choice = _with_direction_quotas(rows, choice, config, kept_directions)
         report["direction_quotas"] = dict(config.direction_quotas)
     report["config"] = config.model_dump(mode="json")
-    return keep, report
+    return choice, report

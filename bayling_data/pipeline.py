@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -53,7 +54,6 @@ from bayling_data.io.workdir import (
 )
 from bayling_data.legs import (
     ORDER_COLUMNS,
-    PROJECTION_SCHEMA,
     Job,
     Layout,
     Leg,
@@ -69,10 +69,11 @@ from bayling_data.legs import (
     task_name,
 )
 from bayling_data.mixture import (
+    MixtureRows,
     apply_plan,
     can_drop,
+    decide_mixture,
     describe,
-    mixture_keep,
     plan_limits,
     plan_quotas,
     shortfall_notes,
@@ -469,25 +470,18 @@ def _weights(plan: BuildPlan) -> dict[str, float]:
     return weights
 
 
-def _concat(paths: list[Path]) -> pa.Table:
-    return pa.concat_tables([PROJECTION_SCHEMA.empty_table(), *read_tables(paths)])
-
-
 def _plan(plan: BuildPlan, work: WorkDir, shards: list[int]) -> dict[str, Any]:
     """Decide the mixture on the census of candidate rows: each (task, language) group's quota,
     and the key limits of the first generation round. Returns the plan's record."""
-    census = _concat([census_path(work, shard) for shard in shards])
-    keys = census.column("mix_key").to_numpy()
-    keep, report = mixture_keep(
-        census, _weights(plan), plan.recipe.mixture, plan.pivots, plan.recipe.seed, keys=keys
-    )
-    quotas = plan_quotas(census, keep, plan.pivots)
+    census = MixtureRows.of_files([census_path(work, shard) for shard in shards], plan.pivots)
+    choice, report = decide_mixture(census, _weights(plan), plan.recipe.mixture)
+    kept, _directions = choice.kept(census)
+    quotas = plan_quotas(census, kept)
     if plan.recipe.execution.plan_mixture:
-        limits = plan_limits(census, keys, quotas, plan.pivots)
-        write_json(limits_path(work, 0), limits)
+        write_json(limits_path(work, 0), plan_limits(census, quotas))
     return {
-        "candidates": census.num_rows,
-        "planned": int(keep.sum()),
+        "candidates": census.rows,
+        "planned": int(kept.sum()),
         "quotas": [[task, lang, n] for (task, lang), n in sorted(quotas.items())],
         "report": report,
     }
@@ -498,8 +492,7 @@ def _next_limits(
 ) -> dict[str, dict[str, int]]:
     """Key limits for another round: each short group's slack grown by what it lacked (every
     candidate, the round after that)."""
-    census = _concat([census_path(work, shard) for shard in shards])
-    keys = census.column("mix_key").to_numpy()
+    census = MixtureRows.of_files([census_path(work, shard) for shard in shards], plan.pivots)
     quotas = {(task, lang): n for task, lang, n in planned["quotas"]}
     short = {tuple(group): lacked for *group, lacked in planned.get("short", [])}
     if round_ >= MAX_ROUNDS - 1:
@@ -507,7 +500,7 @@ def _next_limits(
     else:
         slack = {group: 0.05 + 2.0 * lacked / quotas[group] for group, lacked in short.items()}  # type: ignore[index]
     previous = read_limits(work, round_ - 1) or {}
-    limits = plan_limits(census, keys, quotas, plan.pivots, slack=slack, default_slack=0.05)
+    limits = plan_limits(census, quotas, slack=slack, default_slack=0.05)  # type: ignore[arg-type]
     for task, by_lang in limits.items():  # a group not short keeps its limit
         for lang in by_lang:
             if (task, lang) not in short and lang in previous.get(task, {}):
@@ -518,31 +511,43 @@ def _next_limits(
 def _mixture(
     plan: BuildPlan, work: WorkDir, shards: list[int], planned: dict[str, Any] | None
 ) -> tuple[dict[str, Any], int, list[list[Any]]]:
-    """Apply the mixture to the projections of every shard's rows; write each shard's keep mask.
+    """Apply the mixture to the projections of every shard's rows, streaming them (memory does
+    not grow with the rows: :mod:`bayling_data.selection`); write each shard's keep mask.
     Returns the realised mixture, the rows kept, and the groups the plan left short."""
-    projections = read_tables([projection_path(work, shard) for shard in shards])
-    sizes = [table.num_rows for table in projections]
-    table = pa.concat_tables([PROJECTION_SCHEMA.empty_table(), *projections])
-    keys = table.column("mix_key").to_numpy()
+    rows = MixtureRows.of_files([projection_path(work, shard) for shard in shards], plan.pivots)
     weights = _weights(plan)
     short: list[list[Any]] = []
     if planned is None:
-        keep, report = mixture_keep(
-            table, weights, plan.recipe.mixture, plan.pivots, plan.recipe.seed, keys=keys
-        )
+        choice, report = decide_mixture(rows, weights, plan.recipe.mixture)
         report["notes"] = shortfall_notes(report, plan.recipe.mixture)
     else:
         quotas = {(task, lang): n for task, lang, n in planned["quotas"]}
-        keep, lacking = apply_plan(table, keys, quotas, plan.recipe.mixture, plan.pivots)
+        choice, lacking = apply_plan(rows, quotas, plan.recipe.mixture)
         short = [[task, lang, n] for (task, lang), n in sorted(lacking.items())]
-        report = describe(table, keep, weights, plan.recipe.mixture, plan.pivots, planned["report"])
+    kept = np.zeros(len(rows.group_sizes), np.int64)
+    masks: list[np.ndarray] = []
+    file = 0
+    for codes, keep in choice.masks(rows):
+        while file < codes.file:  # the shards before this batch's are whole: write them
+            _write_keep(work, shards[file], masks)
+            file += 1
+        masks.append(keep)
+        kept += np.bincount(codes.group[keep], minlength=len(kept))
+    for rest in range(file, len(shards)):
+        _write_keep(work, shards[rest], masks)
+    if planned is not None:
+        report = describe(rows, kept, weights, plan.recipe.mixture, planned["report"])
         report["planned"] = {"candidates": planned["candidates"], "rows": planned["planned"]}
         report["notes"] = shortfall_notes(planned["report"], plan.recipe.mixture)
-    start = 0
-    for shard, size in zip(shards, sizes, strict=True):
-        write_arrow(keep_path(work, shard), pa.table({"keep": keep[start : start + size]}))
-        start += size
-    return report, int(keep.sum()), short
+    return report, int(kept.sum()), short
+
+
+def _write_keep(work: WorkDir, shard: int, masks: list[np.ndarray]) -> None:
+    """One shard's keep mask, from its batches' masks (none: a shard without rows)."""
+    write_arrow(
+        keep_path(work, shard), pa.table({"keep": np.concatenate([np.zeros(0, bool), *masks])})
+    )
+    masks.clear()
 
 
 def _sorted_bucket(bucket: Path) -> pa.Table:

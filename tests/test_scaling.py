@@ -351,3 +351,23 @@ def test_a_second_build_of_the_same_output_is_refused_while_one_runs(tmp_path: P
             run_build(load_recipe(SAMPLE_RECIPE, [f"output.dir={out}"]))
     run_build(load_recipe(SAMPLE_RECIPE, [f"output.dir={out}"]))
     assert (out / "manifest.json").exists() and not lock.exists()
+
+
+def test_bounded_decide_and_mixture_budgets_do_not_change_the_bytes(
+    every_filter_recipe: Path, reference: dict, tmp_path: Path, monkeypatch
+) -> None:
+    """Held to a few keys a decide step (dedup slices its partitions) and a few candidates a
+    mixture selection (several radix passes), the build writes the same bytes."""
+    from bayling_data import legs, selection
+
+    monkeypatch.setattr(legs, "DECIDE_KEYS", 5)
+    monkeypatch.setattr(selection, "GATHER_ROWS", 7)
+    monkeypatch.setattr(selection, "HISTOGRAM_CELLS", 16)
+    digest = _build(
+        every_filter_recipe,
+        tmp_path / "out",
+        "execution.executor=inprocess",
+        "execution.shard_segments=8",
+        "execution.partitions=2",
+    )
+    assert digest == reference["digest"]
