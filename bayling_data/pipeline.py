@@ -14,9 +14,7 @@ import json
 import math
 import shutil
 import time
-from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -24,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from bayling_data import __version__
 from bayling_data.checks import SourceRead, sources_as_read
@@ -33,7 +30,7 @@ from bayling_data.executors import Executor, make_executor
 from bayling_data.executors.base import available_cores
 from bayling_data.executors.local import start_fork_server
 from bayling_data.filters import InstructionFilter, SegmentFilter, build_filter
-from bayling_data.io.shards import SplitWriter, write_dataset_dict
+from bayling_data.io.shards import ShardInfo, finish_split, split_features, write_dataset_dict
 from bayling_data.io.staging import (
     MANIFEST_NAME,
     check_output_dir,
@@ -44,20 +41,19 @@ from bayling_data.io.workdir import (
     ArrowSink,
     WorkDir,
     open_work_dir,
-    read_batches,
     read_json,
-    read_tables,
     update_state,
     work_dir_for,
     write_arrow,
     write_json,
 )
 from bayling_data.legs import (
-    ORDER_COLUMNS,
+    COUNT_COLUMNS,
     Job,
     Layout,
     Leg,
     Stages,
+    add_counts,
     census_path,
     input_path,
     keep_path,
@@ -67,6 +63,7 @@ from bayling_data.legs import (
     recipe_key,
     run_job,
     task_name,
+    write_plan_path,
 )
 from bayling_data.mixture import (
     MixtureRows,
@@ -78,7 +75,7 @@ from bayling_data.mixture import (
     plan_quotas,
     shortfall_notes,
 )
-from bayling_data.progress import Advance, Progress, as_progress
+from bayling_data.progress import Progress, as_progress
 from bayling_data.recipe import Recipe
 from bayling_data.schema import INSTRUCTION_SCHEMA
 from bayling_data.sources import Source, build_source
@@ -89,7 +86,6 @@ MANIFEST_FORMAT = "bayling-data-manifest/1"
 # Rows per ordering bucket, about: the most rows the final write holds in memory at once (the
 # bucket count never changes the order: buckets cut the order keys' range).
 BUCKET_ROWS = 50_000
-COUNT_COLUMNS = ("task", "direction", "src_lang", "tgt_lang", "prompt_lang")
 
 
 @dataclass
@@ -218,30 +214,6 @@ def build_stages(recipe: Recipe, pivots: list[str], targets: set[str]) -> Stages
     )
 
 
-def count_rows(table: pa.Table) -> dict[str, dict[str, int]]:
-    """Rows per value of each of :data:`COUNT_COLUMNS`, and per language on either side."""
-    counts: dict[str, dict[str, int]] = {}
-    for column in COUNT_COLUMNS:
-        if table.num_rows == 0:
-            counts[column] = {}
-            continue
-        values = pc.value_counts(table.column(column))
-        counts[column] = dict(
-            sorted(
-                zip(
-                    values.field("values").to_pylist(),
-                    values.field("counts").to_pylist(),
-                    strict=True,
-                )
-            )
-        )
-    language: Counter[str] = Counter()
-    for column in ("src_lang", "tgt_lang"):
-        language.update(counts[column])
-    counts["language"] = dict(sorted(language.items()))
-    return counts
-
-
 def _sha256_of_files(paths: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in sorted(paths):
@@ -318,16 +290,23 @@ def _run_jobs(
     progress: Progress | None = None,
     phase: str = "",
     unit: str = "shards",
+    sizes: list[int] | None = None,
 ) -> None:
-    """Run the jobs not yet marked done, counting finished ones (a resumed build's included)."""
-    todo = [job for job in jobs if not work.done(job.name)]
+    """Run the jobs not yet marked done, counting finished ones (a resumed build's included),
+    or what each job does (``sizes``: its rows, say) in ``unit``."""
+    todo = [index for index, job in enumerate(jobs) if not work.done(job.name)]
     if progress is None or not progress.enabled:
-        executor.map(run_job, todo)
+        executor.map(run_job, [jobs[index] for index in todo])
         return
-    with progress.phase(phase, len(jobs), unit) as advance:
+    size = sizes or [1] * len(jobs)
+    with progress.phase(phase, sum(size), unit) as advance:
         if len(todo) < len(jobs):
-            advance(len(jobs) - len(todo))  # finished before a resume
-        executor.map(run_job, todo, on_done=lambda _index: advance(1))
+            advance(sum(size) - sum(size[index] for index in todo))  # finished before a resume
+        executor.map(
+            run_job,
+            [jobs[index] for index in todo],
+            on_done=lambda position: advance(size[todo[position]]),
+        )
 
 
 def _leg_phase(stages: Stages, leg: Any, legs: list[Any]) -> str:
@@ -432,7 +411,7 @@ def _merge_reports(stages: Stages, reports: list[dict[str, Any]]) -> list[tuple[
         for position, entry in report.items():
             stats, details = merged[int(position)]
             stats.merge(StageStats.from_raw(entry["stats"]))
-            merged[int(position)] = (stats, _add(details, entry["details"]))
+            merged[int(position)] = (stats, add_counts(details, entry["details"]))
     return merged
 
 
@@ -448,18 +427,6 @@ def _sorted_keys(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _sorted_keys(value[key]) for key in sorted(value)}
     return value
-
-
-def _add(total: Any, more: Any) -> Any:
-    """Counters added key by key (nested dicts of numbers); None is nothing."""
-    if more is None:
-        return total
-    if total is None:
-        return more
-    if isinstance(total, dict):
-        keys = list(total) + [key for key in more if key not in total]
-        return {key: _add(total.get(key), more.get(key)) for key in keys}
-    return total + more
 
 
 def _weights(plan: BuildPlan) -> dict[str, float]:
@@ -550,57 +517,73 @@ def _write_keep(work: WorkDir, shard: int, masks: list[np.ndarray]) -> None:
     masks.clear()
 
 
-def _sorted_bucket(bucket: Path) -> pa.Table:
-    """A shuffled bucket's rows from every shard, in output order, without the order columns."""
-    table = pa.concat_tables(read_tables(sorted(bucket.glob("shard-*.arrow"))))
-    table = table.sort_by([(name, "ascending") for name in ORDER_COLUMNS])
-    return table.drop_columns(list(ORDER_COLUMNS))
-
-
 def _write_output(
     plan: BuildPlan,
     work: WorkDir,
+    executor: Executor,
+    base: Job,
     staging: Path,
-    rows: dict[str, int],
-    shards: list[int],
-    advance: Advance | None = None,
+    final_shards: list[int],
+    progress: Progress,
 ) -> dict[str, Any]:
-    """Write each split's buckets in order as the output shards; returns the splits' manifest."""
+    """Write each split's buckets in order as the output shards, a range of shards a write item
+    on the executor; returns the splits' manifest."""
     recipe = plan.recipe
-    splits: dict[str, Any] = {}
+    per_shard = recipe.output.rows_per_shard
+    routed = [work.report(replace(base, kind="route", shard=k).name) for k in final_shards]
+    rows: dict[str, int] = {}
+    for report in routed:
+        for split, n in report["rows"].items():
+            rows[split] = rows.get(split, 0) + n
+    if not rows:
+        rows = {"train": 0}
+        if recipe.output.validation_fraction > 0:
+            rows["validation"] = 0
+    jobs: dict[str, list[Job]] = {}
     for split, total in rows.items():
-        writer = SplitWriter(
-            staging / split, INSTRUCTION_SCHEMA, recipe.output.rows_per_shard, total
+        in_buckets: dict[str, int] = {}
+        for report in routed:
+            for name, n in report.get("buckets", {}).get(split, {}).items():
+                in_buckets[name] = in_buckets.get(name, 0) + n
+        write_json(
+            write_plan_path(work, split),
+            {
+                "staging": str(staging),
+                "rows_per_shard": per_shard,
+                "total": total,
+                "buckets": sorted(in_buckets.items()),
+            },
         )
-        counts = count_rows(INSTRUCTION_SCHEMA.empty_table())
-        folder = work / f"final/buckets/{split}"
-        buckets = sorted(folder.glob("bucket-*")) if folder.is_dir() else []
-        if not recipe.output.shuffle:
-            for bucket in buckets:
-                # An unshuffled bucket is one shard's rows, already in order: stream them.
-                for path in sorted(bucket.glob("shard-*.arrow")):
-                    for batch in read_batches(path):
-                        table = pa.Table.from_batches([batch]).drop_columns(list(ORDER_COLUMNS))
-                        writer.write(table)
-                        counts = _add(counts, count_rows(table))
-        else:
-            # The next bucket is read and sorted in a thread while this one is written and
-            # counted: Arrow's sort and IPC writing release the GIL, so the driver's one serial
-            # phase uses a second core (500k rows: 0.8-0.9 s against 1.1-1.6 s, two runs each).
-            with ThreadPoolExecutor(max_workers=1) as reader:
-                ahead = [reader.submit(_sorted_bucket, bucket) for bucket in buckets[:1]]
-                for index in range(len(buckets)):
-                    table = ahead.pop().result()
-                    if index + 1 < len(buckets):
-                        ahead.append(reader.submit(_sorted_bucket, buckets[index + 1]))
-                    writer.write(table)
-                    counts = _add(counts, count_rows(table))
-                    if advance is not None:
-                        advance(table.num_rows)
-        shard_info = writer.close()
+        shards = max(1, math.ceil(total / per_shard))
+        # A few items a worker, so that they share the work evenly (an item reads and sorts the
+        # bucket it shares with the next one again: a few buckets in all).
+        pieces = min(shards, 4 * max(1, executor.workers))
+        cuts = [shards * i // pieces for i in range(pieces + 1)]
+        jobs[split] = [
+            replace(base, kind="write", split=split, shard=cuts[i], end=cuts[i + 1])
+            for i in range(pieces)
+        ]
+    for marker in (work / "done").glob("write-*.done"):
+        marker.unlink()  # an earlier attempt's output shards went with its staging folder
+    everything = [job for split_jobs in jobs.values() for job in split_jobs]
+    sizes = [
+        min(rows[job.split], job.end * per_shard) - min(rows[job.split], job.shard * per_shard)
+        for job in everything
+    ]
+    _run_jobs(executor, work, everything, progress, "write", "rows", sizes)
+    features = split_features(INSTRUCTION_SCHEMA)
+    splits: dict[str, Any] = {}
+    for split, split_jobs in jobs.items():
+        shard_info: list[ShardInfo] = []
+        counts: Any = None
+        for job in split_jobs:
+            written = work.report(job.name)
+            shard_info.extend(ShardInfo(**info) for info in written["shards"])
+            counts = add_counts(counts, written["counts"])
+        finish_split(staging / split, features, shard_info)
         splits[split] = {
-            "rows": total,
-            "shards": [shard.to_dict() for shard in shard_info],
+            "rows": rows[split],
+            "shards": [info.to_dict() for info in shard_info],
             "counts": _sorted_counts(counts),
         }
     write_dataset_dict(staging, list(rows))
@@ -608,7 +591,9 @@ def _write_output(
 
 
 def _sorted_counts(counts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
-    return {column: dict(sorted(values.items())) for column, values in counts.items()}
+    """The counts in the manifest's order: the columns as :data:`COUNT_COLUMNS` lists them,
+    then languages, each column's values sorted (the write items report them in any order)."""
+    return {column: dict(sorted(counts[column].items())) for column in (*COUNT_COLUMNS, "language")}
 
 
 def _pool_likely(plan: BuildPlan) -> bool:
@@ -732,52 +717,41 @@ def run_build(
             )
             seconds["route"] = time.perf_counter() - phase
             phase = time.perf_counter()
+            reports = [
+                work.report(
+                    replace(
+                        base, index=leg.index, shard=k, round=_round_of(leg, tasks_leg, round_)
+                    ).name
+                )
+                for leg in legs
+                for k in layout.shards(leg, tasks_leg)
+            ]
+            stage_counts = _merge_reports(stages, reports)
+            with staged_output(out_dir) as staging:
+                splits = _write_output(plan, work, executor, base, staging, final_shards, progress)
+                manifest = {
+                    "format": MANIFEST_FORMAT,
+                    "signature": signature(recipe),
+                    "bayling_data_version": __version__,
+                    "seed": recipe.seed,
+                    "recipe": recipe_record(recipe),
+                    "languages": {
+                        "pivots": plan.pivots,
+                        "targets": plan.targets,
+                        "requested_but_absent": plan.absent_languages,
+                    },
+                    "warnings": plan.warnings,
+                    "sources": read["sources"],
+                    "funnel": [_funnel_entry(*merged) for merged in stage_counts],
+                    "mixture": mixed["mixture"],
+                    "splits": splits,
+                }
+                (staging / MANIFEST_NAME).write_text(
+                    json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+                )
         finally:
             if owned:
                 executor.close()
-        rows: dict[str, int] = {}
-        for shard in final_shards:
-            for split, n in work.report(replace(base, kind="route", shard=shard).name)[
-                "rows"
-            ].items():
-                rows[split] = rows.get(split, 0) + n
-        if not rows:
-            rows = {"train": 0}
-            if recipe.output.validation_fraction > 0:
-                rows["validation"] = 0
-        reports = [
-            work.report(
-                replace(
-                    base, index=leg.index, shard=k, round=_round_of(leg, tasks_leg, round_)
-                ).name
-            )
-            for leg in legs
-            for k in layout.shards(leg, tasks_leg)
-        ]
-        stage_counts = _merge_reports(stages, reports)
-        with staged_output(out_dir) as staging:
-            with progress.phase("write", sum(rows.values()), "rows") as advance:
-                splits = _write_output(plan, work, staging, rows, final_shards, advance)
-            manifest = {
-                "format": MANIFEST_FORMAT,
-                "signature": signature(recipe),
-                "bayling_data_version": __version__,
-                "seed": recipe.seed,
-                "recipe": recipe_record(recipe),
-                "languages": {
-                    "pivots": plan.pivots,
-                    "targets": plan.targets,
-                    "requested_but_absent": plan.absent_languages,
-                },
-                "warnings": plan.warnings,
-                "sources": read["sources"],
-                "funnel": [_funnel_entry(*merged) for merged in stage_counts],
-                "mixture": mixed["mixture"],
-                "splits": splits,
-            }
-            (staging / MANIFEST_NAME).write_text(
-                json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-            )
         seconds["write"] = time.perf_counter() - phase
     except OutputError as err:
         # The output folder could not be written: the finished work is still good.

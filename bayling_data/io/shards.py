@@ -107,6 +107,11 @@ def _hf_schema(schema: pa.Schema) -> tuple[pa.Schema, dict[str, object]]:
     return schema.with_metadata(metadata), features
 
 
+def split_features(schema: pa.Schema) -> dict[str, object]:
+    """The ``datasets`` features a split of this schema is written with."""
+    return _hf_schema(schema)[1]
+
+
 def _tight(batch: pa.RecordBatch) -> pa.RecordBatch:
     """The batch with freshly allocated buffers. Arrow writes a buffer as allocated, and the same
     rows can sit in buffers of different capacity depending on how they were sliced and
@@ -123,13 +128,26 @@ class SplitWriter:
     :data:`BATCH_ROWS`, so the bytes depend on the rows alone, not on how they arrived.
     """
 
-    def __init__(self, folder: Path, schema: pa.Schema, rows_per_shard: int, total_rows: int):
-        folder.mkdir(parents=True, exist_ok=False)
+    def __init__(
+        self,
+        folder: Path,
+        schema: pa.Schema,
+        rows_per_shard: int,
+        total_rows: int,
+        shards: tuple[int, int] | None = None,
+    ):
+        self.n_shards = max(1, math.ceil(total_rows / rows_per_shard))
+        #: The shards this writer writes (``shards``: a range of them, which several writers can
+        #: write at once; :func:`finish_split` then writes the split's metadata). Default: all.
+        self.first_shard, self.end_shard = shards or (0, self.n_shards)
+        folder.mkdir(parents=True, exist_ok=shards is not None)
         self.folder = folder
         self.schema, self.features = _hf_schema(schema)
         self.rows_per_shard = rows_per_shard
         self.total_rows = total_rows
-        self.n_shards = max(1, math.ceil(total_rows / rows_per_shard))
+        self.expected_rows = min(total_rows, self.end_shard * rows_per_shard) - min(
+            total_rows, self.first_shard * rows_per_shard
+        )
         self.shards: list[ShardInfo] = []
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
@@ -162,7 +180,7 @@ class SplitWriter:
                 self._close_shard()
 
     def _open(self) -> None:
-        index = len(self.shards)
+        index = self.first_shard + len(self.shards)
         self._name = f"data-{index:05d}-of-{self.n_shards:05d}.arrow"
         self._sink = pa.OSFile(str(self.folder / self._name), "wb")
         self._writer = pa.ipc.new_stream(self._sink, self.schema)
@@ -180,39 +198,42 @@ class SplitWriter:
 
     def close(self) -> list[ShardInfo]:
         self._drain(final=True)
-        if self._writer is None and not self.shards:
+        if self._writer is None and not self.shards and self.total_rows == 0:
             self._open()
             # An empty split still gets one (empty) batch: readers need a chunk to know the type.
             self._writer.write_batch(pa.RecordBatch.from_pylist([], schema=self.schema))  # type: ignore[union-attr]
         if self._writer is not None:
             self._close_shard()
         written = sum(shard.rows for shard in self.shards)
-        if written != self.total_rows or len(self.shards) != self.n_shards:
-            raise RuntimeError(f"{self.folder}: wrote {written} rows, expected {self.total_rows}")
-        fingerprint = hashlib.sha256("".join(s.sha256 for s in self.shards).encode()).hexdigest()
-        _write_json(
-            self.folder / "state.json",
-            {
-                "_data_files": [{"filename": shard.file} for shard in self.shards],
-                "_fingerprint": fingerprint[:16],
-                "_format_columns": None,
-                "_format_kwargs": {},
-                "_format_type": None,
-                "_output_all_columns": False,
-                "_split": self.folder.name,
-            },
-        )
-        _write_json(
-            self.folder / "dataset_info.json",
-            {
-                "citation": "",
-                "description": "",
-                "features": self.features,
-                "homepage": "",
-                "license": "",
-            },
-        )
+        if written != self.expected_rows or len(self.shards) != self.end_shard - self.first_shard:
+            raise RuntimeError(
+                f"{self.folder}: wrote {written} rows, expected {self.expected_rows}"
+            )
+        if (self.first_shard, self.end_shard) == (0, self.n_shards):
+            finish_split(self.folder, self.features, self.shards)
         return self.shards
+
+
+def finish_split(folder: Path, features: dict[str, object], shards: list[ShardInfo]) -> None:
+    """A split's ``datasets`` metadata, once all its shards are written (by one writer or by
+    several, each a range of them)."""
+    fingerprint = hashlib.sha256("".join(s.sha256 for s in shards).encode()).hexdigest()
+    _write_json(
+        folder / "state.json",
+        {
+            "_data_files": [{"filename": shard.file} for shard in shards],
+            "_fingerprint": fingerprint[:16],
+            "_format_columns": None,
+            "_format_kwargs": {},
+            "_format_type": None,
+            "_output_all_columns": False,
+            "_split": folder.name,
+        },
+    )
+    _write_json(
+        folder / "dataset_info.json",
+        {"citation": "", "description": "", "features": features, "homepage": "", "license": ""},
+    )
 
 
 def write_split(table: pa.Table, folder: Path, rows_per_shard: int) -> list[ShardInfo]:
