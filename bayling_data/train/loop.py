@@ -48,41 +48,111 @@ class TrainResult:
 
 
 def make_accelerator(config: TrainConfig):
-    from accelerate import Accelerator
-    from accelerate.utils import (
-        DeepSpeedPlugin,
-        FullyShardedDataParallelPlugin,
-        InitProcessGroupKwargs,
-    )
+    """accelerate's Accelerator for the config's strategy: ``ddp``; ``fsdp`` (FSDP2,
+    ``fully_shard`` per ``fsdp_wrap_class`` layer, through accelerate's FSDP2 path); or
+    ``deepspeed_zero3``."""
+    from accelerate import Accelerator, PartialState
+    from accelerate.utils import DistributedType, InitProcessGroupKwargs
 
     accumulation = config.optim.gradient_accumulation_steps
     kwargs: dict[str, Any] = {}
     strategy = config.distributed.strategy
     if strategy == "fsdp":
-        kwargs["fsdp_plugin"] = FullyShardedDataParallelPlugin(
-            auto_wrap_policy="transformer_based_wrap",
-            transformer_cls_names_to_wrap=[config.distributed.fsdp_wrap_class],
-            cpu_offload=config.distributed.cpu_offload,
-            state_dict_type="SHARDED_STATE_DICT",
-            activation_checkpointing=config.model.gradient_checkpointing,
-        )
+        kwargs["fsdp_plugin"] = _fsdp2_plugin(config)
     elif strategy == "deepspeed_zero3":
-        kwargs["deepspeed_plugin"] = DeepSpeedPlugin(
-            zero_stage=3,
-            gradient_accumulation_steps=accumulation,
-            gradient_clipping=config.optim.max_grad_norm or 0.0,
-            offload_optimizer_device="cpu" if config.distributed.cpu_offload else "none",
-            offload_param_device="cpu" if config.distributed.cpu_offload else "none",
-            zero3_save_16bit_model=True,
-        )
+        kwargs["deepspeed_plugin"] = _zero3_plugin(config)
     # Ranks other than 0 wait at a barrier while rank 0 tokenizes: give them the config's time.
     timeout = InitProcessGroupKwargs(timeout=timedelta(minutes=config.distributed.timeout_minutes))
-    return Accelerator(
+    accelerator = Accelerator(
         mixed_precision="bf16" if config.bf16 else "no",
         gradient_accumulation_steps=accumulation,
         kwargs_handlers=[timeout],
         **kwargs,
     )
+    if strategy == "fsdp" and accelerator.distributed_type == DistributedType.MULTI_CPU:
+        # accelerate 1.16 turns FSDP on only for accelerators (GPU, XPU, ...): a CPU (gloo) run is
+        # left MULTI_CPU, i.e. plain DDP. torch's fully_shard runs on gloo, so switch the state
+        # to FSDP ourselves; accelerate's FSDP2 prepare, save_state and get_state_dict do the rest.
+        # (What AcceleratorState does when it chooses FSDP, PartialState's copy included.)
+        accelerator.state.distributed_type = DistributedType.FSDP
+        accelerator.state.fsdp_plugin = kwargs["fsdp_plugin"]
+        PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+    if strategy == "deepspeed_zero3" and accelerator.distributed_type == DistributedType.DEEPSPEED:
+        # Nothing but the model and optimizer goes through prepare (we batch ourselves), so
+        # accelerate cannot read the micro-batch size off a DataLoader: give DeepSpeed ours.
+        ds_config = accelerator.state.deepspeed_plugin.deepspeed_config
+        ds_config["train_micro_batch_size_per_gpu"] = config.optim.batch_size
+        ds_config["gradient_accumulation_steps"] = accumulation
+        ds_config["train_batch_size"] = (
+            config.optim.batch_size * accumulation * accelerator.num_processes
+        )
+    wanted = {"fsdp": DistributedType.FSDP, "deepspeed_zero3": DistributedType.DEEPSPEED}
+    if (
+        strategy in wanted
+        and accelerator.num_processes > 1
+        and accelerator.distributed_type != wanted[strategy]
+    ):
+        raise TrainConfigError(
+            f"distributed.strategy: {strategy}: accelerate set this {accelerator.num_processes}-"
+            f"process run up as {accelerator.distributed_type.value} instead "
+            + (
+                "(DeepSpeed does not run with ACCELERATE_USE_CPU / --cpu)"
+                if strategy == "deepspeed_zero3"
+                else ""
+            )
+        )
+    return accelerator
+
+
+def _fsdp2_plugin(config: TrainConfig):
+    from accelerate.utils import FullyShardedDataParallelPlugin
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    return FullyShardedDataParallelPlugin(
+        fsdp_version=2,
+        auto_wrap_policy="transformer_based_wrap",
+        transformer_cls_names_to_wrap=[config.distributed.fsdp_wrap_class],
+        reshard_after_forward=True,
+        cpu_offload=config.distributed.cpu_offload,
+        state_dict_type="SHARDED_STATE_DICT",  # save_state: torch.distributed.checkpoint shards
+        activation_checkpointing=config.model.gradient_checkpointing,
+        # Only rank 0 holds the loaded weights (transformers loads the others on meta); its
+        # tensors are broadcast shard by shard after fully_shard.
+        cpu_ram_efficient_loading=True,
+        # bf16: fp32 master weights as shards (accelerate upcasts the trainable parameters before
+        # sharding), bf16 all-gathered parameters for compute, gradients reduced in fp32.
+        mixed_precision_policy=(
+            MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+            if config.bf16
+            else None
+        ),
+    )
+
+
+def _zero3_plugin(config: TrainConfig):
+    from accelerate.utils import DeepSpeedPlugin
+
+    offload = "cpu" if config.distributed.cpu_offload else "none"
+    return DeepSpeedPlugin(
+        zero_stage=3,
+        gradient_accumulation_steps=config.optim.gradient_accumulation_steps,
+        gradient_clipping=config.optim.max_grad_norm or 0.0,
+        offload_optimizer_device=offload,
+        offload_param_device=offload,
+        zero3_init_flag=True,  # from_pretrained partitions the weights as it loads them
+        zero3_save_16bit_model=True,  # get_state_dict gathers a full 16-bit state dict
+    )
+
+
+def load_dtype(config: TrainConfig) -> torch.dtype:
+    """The dtype weights are loaded in. ddp: fp32 (each rank's optimizer updates full fp32
+    weights; bf16 is autocast). fsdp / deepspeed_zero3 with bf16: bf16, so that no rank holds
+    the full model in fp32; the fp32 master weights exist only as shards (FSDP2: accelerate
+    upcasts the trainable parameters, which only rank 0 holds, and shards them; ZeRO-3: its
+    optimizer keeps fp32 partitions)."""
+    if config.bf16 and config.distributed.strategy in ("fsdp", "deepspeed_zero3"):
+        return torch.bfloat16
+    return torch.float32
 
 
 def attention_implementation(config: TrainConfig, device: torch.device) -> str:
@@ -140,12 +210,14 @@ def load_model(config: TrainConfig, tokenizer, implementation: str):
             settings.setdefault(name, getattr(tokenizer, name))
         model_config = AutoConfig.for_model(model_type, **settings)
         model = AutoModelForCausalLM.from_config(
-            model_config, attn_implementation=implementation, dtype=torch.float32
+            model_config, attn_implementation=implementation, dtype=load_dtype(config)
         )
     else:
         try:
             model = AutoModelForCausalLM.from_pretrained(
-                config.model.name_or_path, attn_implementation=implementation, dtype=torch.float32
+                config.model.name_or_path,
+                attn_implementation=implementation,
+                dtype=load_dtype(config),
             )
         except (OSError, ValueError) as err:
             raise _not_loadable("model.name_or_path", config.model.name_or_path, err) from None

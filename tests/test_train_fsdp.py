@@ -1,0 +1,141 @@
+"""FSDP2 on two CPU processes (gloo) trains the tiny Llama exactly as one process does: the same
+per-step losses and final weights for the same global batch, and a checkpoint that resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("accelerate")
+pytest.importorskip("tokenizers")
+from accelerate.utils import set_seed  # noqa: E402
+from train_fixtures import train_assets, train_config  # noqa: E402
+
+from bayling_data.train.config import TrainConfig  # noqa: E402
+from bayling_data.train.loop import load_model, load_tokenizer, train  # noqa: E402
+
+# Each rank runs the config; rank 0 writes the per-step history (losses are reduced over ranks).
+SCRIPT = """
+import json, os, sys
+import torch
+torch.set_num_threads(1)
+from bayling_data.train.config import TrainConfig
+from bayling_data.train.loop import train
+config = TrainConfig.model_validate(json.loads(open(sys.argv[1]).read()))
+result = train(config, log=lambda *_: None)
+if os.environ["RANK"] == "0":  # (train() ends the process group)
+    history = [{"step": e["step"], "loss": e["loss"], "batches": e["batches"]}
+               for e in result.history]
+    open(sys.argv[2], "w").write(json.dumps(history))
+"""
+
+
+def launch(config: dict, folder: Path) -> list[dict]:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "run.py").write_text(SCRIPT)
+    env = {
+        **os.environ,
+        "ACCELERATE_USE_CPU": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(folder / "run.py"),
+            str(folder / "config.json"),
+            str(folder / "history.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=folder,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return json.loads((folder / "history.json").read_text())
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    assets = train_assets(tmp_path_factory)
+    out = tmp_path_factory.mktemp("fsdp")
+    steps = {"max_steps": 3, "batch_size": 2}
+    # Two ranks, two micro-batches each per step == one process, four micro-batches per step.
+    sharded = train_config(
+        assets,
+        out / "fsdp",
+        optim={**steps, "gradient_accumulation_steps": 2},
+        distributed={"strategy": "fsdp"},
+        output={"save_steps": 2},
+    )
+    single = train_config(assets, out / "single", optim={**steps, "gradient_accumulation_steps": 4})
+    fsdp_history = launch(sharded, out / "fsdp")
+    single_result = train(TrainConfig.model_validate(single), log=lambda *_: None)
+    return out, fsdp_history, single_result.history, sharded
+
+
+def test_fsdp2_updates_the_sharded_weights(runs):
+    out, _, _, sharded = runs
+    config = TrainConfig.model_validate(sharded)
+    set_seed(config.seed)  # as train() does before it builds the model
+    initial = load_model(config, load_tokenizer(config), "sdpa")
+    before = {name: p.detach().clone() for name, p in initial.named_parameters()}
+    after = weights(out / "fsdp" / "run" / "final")
+    assert before.keys() == after.keys()
+    changed = [name for name in before if not torch.equal(before[name], after[name])]
+    # Every layer's matrices and norms moved (embeddings: only the rows of tokens seen).
+    assert len(changed) == len(before), sorted(set(before) - set(changed))
+
+
+def test_fsdp2_on_two_ranks_matches_one_process(runs):
+    out, fsdp_history, single_history, _ = runs
+    assert [e["step"] for e in fsdp_history] == [1, 2, 3]
+    for sharded, single in zip(fsdp_history, single_history, strict=True):
+        assert sharded["loss"] == pytest.approx(single["loss"], abs=1e-5)
+    single_weights = weights(out / "single" / "run" / "final")
+    for name, tensor in weights(out / "fsdp" / "run" / "final").items():
+        torch.testing.assert_close(tensor, single_weights[name], atol=1e-5, rtol=0, msg=name)
+
+
+def test_an_fsdp2_checkpoint_resumes_to_the_same_step(runs, tmp_path):
+    out, fsdp_history, _, sharded = runs
+    checkpoint = out / "fsdp" / "run" / "checkpoints" / "step-00000002"
+    assert (checkpoint / "trainer_state.json").is_file()
+    # Sharded: torch.distributed.checkpoint wrote one file per rank.
+    shards = sorted(p.name for p in (checkpoint / "pytorch_model_fsdp_0").glob("*.distcp"))
+    assert shards == ["__0_0.distcp", "__1_0.distcp"]
+    resumed = json.loads(json.dumps(sharded))
+    resumed["output"] = {
+        **sharded["output"],
+        "dir": str(tmp_path / "run"),
+        "save_steps": None,
+        "resume_from": str(checkpoint),
+    }
+    history = launch(resumed, tmp_path)
+    assert [e["step"] for e in history] == [3]
+    assert history[0]["batches"] == fsdp_history[2]["batches"]
+    assert history[0]["loss"] == pytest.approx(fsdp_history[2]["loss"], abs=1e-6)
+    straight = weights(out / "fsdp" / "run" / "final")
+    for name, tensor in weights(tmp_path / "run" / "final").items():
+        torch.testing.assert_close(tensor, straight[name], atol=1e-6, rtol=0, msg=name)
