@@ -15,11 +15,15 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 pytest.importorskip("tokenizers")
-from accelerate.utils import set_seed  # noqa: E402
-from train_fixtures import train_assets, train_config  # noqa: E402
+from train_fixtures import (  # noqa: E402
+    from_pretrained,
+    pretrained_tiny,
+    train_assets,
+    train_config,
+)
 
 from bayling_data.train.config import TrainConfig  # noqa: E402
-from bayling_data.train.loop import load_model, load_tokenizer, train  # noqa: E402
+from bayling_data.train.loop import train  # noqa: E402
 
 # Each rank runs the config; rank 0 writes the per-step history (losses are reduced over ranks).
 SCRIPT = """
@@ -82,25 +86,29 @@ def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("fsdp")
     steps = {"max_steps": 3, "batch_size": 2}
     # Two ranks, two micro-batches each per step == one process, four micro-batches per step.
-    sharded = train_config(
-        assets,
-        out / "fsdp",
-        optim={**steps, "gradient_accumulation_steps": 2},
-        distributed={"strategy": "fsdp"},
-        output={"save_steps": 2},
+    model = pretrained_tiny(assets, out)  # rank 0 loads it, the other ranks get shards
+    sharded = from_pretrained(
+        train_config(
+            assets,
+            out / "fsdp",
+            optim={**steps, "gradient_accumulation_steps": 2},
+            distributed={"strategy": "fsdp"},
+            output={"save_steps": 2},
+        ),
+        model,
     )
-    single = train_config(assets, out / "single", optim={**steps, "gradient_accumulation_steps": 4})
+    single = from_pretrained(
+        train_config(assets, out / "single", optim={**steps, "gradient_accumulation_steps": 4}),
+        model,
+    )
     fsdp_history = launch(sharded, out / "fsdp")
     single_result = train(TrainConfig.model_validate(single), log=lambda *_: None)
     return out, fsdp_history, single_result.history, sharded
 
 
 def test_fsdp2_updates_the_sharded_weights(runs):
-    out, _, _, sharded = runs
-    config = TrainConfig.model_validate(sharded)
-    set_seed(config.seed)  # as train() does before it builds the model
-    initial = load_model(config, load_tokenizer(config), "sdpa")
-    before = {name: p.detach().clone() for name, p in initial.named_parameters()}
+    out, *_ = runs
+    before = weights(out / "model")
     after = weights(out / "fsdp" / "run" / "final")
     assert before.keys() == after.keys()
     changed = [name for name in before if not torch.equal(before[name], after[name])]

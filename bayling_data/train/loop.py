@@ -435,13 +435,16 @@ def train(config: TrainConfig, log=print) -> TrainResult:
             "lower batch_size or gradient_accumulation_steps)"
         )
     total_steps = config.optim.max_steps or math.ceil(config.optim.epochs * first.steps)
+    # The optimizer goes through prepare with its model: FSDP2 (accelerate's _prepare_fsdp2)
+    # points it at the sharded parameters, DeepSpeed replaces it with its ZeRO optimizer. The
+    # scheduler is made afterwards, on the optimizer that steps.
+    model, optimizer = accelerator.prepare(model, optimizer)
     scheduler = get_scheduler(
         config.optim.lr_scheduler,
         optimizer,
         num_warmup_steps=config.optim.warmup_steps,
         num_training_steps=total_steps,
     )
-    model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)  # stepped once per optimizer step, by us
 
     state = {"step": 0, "epoch": 0, "step_in_epoch": 0, "trained_tokens": 0, "seed": config.seed}
