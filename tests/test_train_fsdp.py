@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 pytest.importorskip("tokenizers")
+from safetensors import safe_open  # noqa: E402
 from train_fixtures import (  # noqa: E402
     from_pretrained,
     pretrained_tiny,
@@ -23,7 +24,7 @@ from train_fixtures import (  # noqa: E402
 )
 
 from bayling_data.train.config import TrainConfig  # noqa: E402
-from bayling_data.train.loop import train  # noqa: E402
+from bayling_data.train.loop import load_dtype, load_model, load_tokenizer, train  # noqa: E402
 
 # Each rank runs the config; rank 0 writes the per-step history (losses are reduced over ranks).
 SCRIPT = """
@@ -147,3 +148,46 @@ def test_an_fsdp2_checkpoint_resumes_to_the_same_step(runs, tmp_path):
     straight = weights(out / "fsdp" / "run" / "final")
     for name, tensor in weights(tmp_path / "run" / "final").items():
         torch.testing.assert_close(tensor, straight[name], atol=1e-6, rtol=0, msg=name)
+
+
+def test_bf16_fsdp2_with_activation_checkpointing(runs, tmp_path):
+    """MixedPrecisionPolicy (bf16 compute, fp32 shards and reduction) and FSDP's activation
+    checkpointing; the final model is saved in bf16, the dtype it was loaded in."""
+    out, fsdp_history, _, sharded = runs
+    config = json.loads(json.dumps(sharded))
+    config["bf16"] = True
+    config["model"]["gradient_checkpointing"] = True
+    config["optim"]["max_steps"] = 2
+    config["output"] = {**sharded["output"], "dir": str(tmp_path / "run"), "save_steps": None}
+    history = launch(config, tmp_path)
+    for bf16, fp32 in zip(history, fsdp_history[:2], strict=False):
+        assert bf16["batches"] == fp32["batches"]
+        assert bf16["loss"] == pytest.approx(fp32["loss"], abs=0.02)
+    final = tmp_path / "run" / "final"
+    with safe_open(final / "model.safetensors", "pt") as saved:
+        assert {saved.get_tensor(name).dtype for name in saved.keys()} == {torch.bfloat16}  # noqa: SIM118
+    model = transformers.AutoModelForCausalLM.from_pretrained(final, dtype=torch.bfloat16)
+    before = weights(out / "model")
+    after = {name: p.detach().float() for name, p in model.named_parameters()}
+    assert all(not torch.equal(before[name].bfloat16().float(), after[name]) for name in before)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "bf16", "dtype"),
+    [
+        ("ddp", True, torch.float32),  # fp32 weights for each rank's optimizer; bf16 autocast
+        ("ddp", False, torch.float32),
+        ("fsdp", True, torch.bfloat16),  # fp32 only in FSDP2's shards
+        ("fsdp", False, torch.float32),
+        ("deepspeed_zero3", True, torch.bfloat16),  # fp32 only in ZeRO-3's partitions
+    ],
+)
+def test_weights_load_in_bf16_only_when_sharded(tmp_path_factory, strategy, bf16, dtype):
+    assets = train_assets(tmp_path_factory)
+    out = tmp_path_factory.mktemp("dtype")
+    config = TrainConfig.model_validate(
+        train_config(assets, out, bf16=bf16, distributed={"strategy": strategy})
+    )
+    assert load_dtype(config) == dtype
+    model = load_model(config, load_tokenizer(config), "sdpa")
+    assert {p.dtype for p in model.parameters()} == {dtype}

@@ -294,11 +294,20 @@ def save_checkpoint(accelerator, output_dir: Path, state: dict, keep: int | None
     return folder
 
 
-def save_final(accelerator, model, tokenizer, template: str, folder: Path, lora: bool) -> None:
-    """The model in Hugging Face format (LoRA: merged, with the adapter beside it)."""
+def save_final(
+    accelerator, model, tokenizer, template: str, folder: Path, lora: bool, dtype: torch.dtype
+) -> None:
+    """The model in Hugging Face format (LoRA: merged, with the adapter beside it), in the dtype
+    it was loaded in. Sharded models are gathered into one full state dict on rank 0 first
+    (FSDP2: torch's get_model_state_dict; ZeRO-3: its 16-bit consolidation)."""
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model)
     state_dict = accelerator.get_state_dict(model)
+    if not lora and state_dict:  # FSDP2 keeps fp32 master weights even when loaded in bf16
+        state_dict = {
+            name: tensor.to(dtype) if tensor.is_floating_point() else tensor
+            for name, tensor in state_dict.items()
+        }
     if lora:
         unwrapped.save_pretrained(
             folder / "adapter", is_main_process=accelerator.is_main_process, state_dict=state_dict
@@ -575,7 +584,9 @@ def train(config: TrainConfig, log=print) -> TrainResult:
         )
     if config.eval is not None:
         summary["chrf"] = _chrf(accelerator, model, tokenizer, template, config)
-    save_final(accelerator, model, tokenizer, template, final, config.lora is not None)
+    save_final(
+        accelerator, model, tokenizer, template, final, config.lora is not None, load_dtype(config)
+    )
     say(f"final: {final}" + "".join(f" | {k} {v}" for k, v in summary.items() if k != "step"))
     accelerator.end_training()
     return TrainResult(state["step"], final, history)
