@@ -17,6 +17,7 @@ pytest.importorskip("accelerate")
 pytest.importorskip("tokenizers")
 pytest.importorskip("deepspeed")
 
+from safetensors import safe_open  # noqa: E402
 from train_fixtures import (  # noqa: E402
     from_pretrained,
     pretrained_tiny,
@@ -124,3 +125,45 @@ def test_a_zero3_checkpoint_resumes(runs, tmp_path):
     assert [e["step"] for e in again] == [2]
     assert again[0]["batches"] == history[1]["batches"]
     assert again[0]["loss"] == pytest.approx(history[1]["loss"], abs=1e-6)
+
+
+def test_bf16_zero3_with_gradient_checkpointing(runs, tmp_path):
+    _, history, _, zero3 = runs
+    config = json.loads(json.dumps(zero3))
+    config["bf16"] = True
+    config["model"]["gradient_checkpointing"] = True
+    config["optim"]["max_steps"] = 1
+    config["output"] = {**zero3["output"], "dir": str(tmp_path / "run"), "save_steps": None}
+    again = launch(config, tmp_path)
+    assert again[0]["batches"] == history[0]["batches"]
+    assert again[0]["loss"] == pytest.approx(history[0]["loss"], abs=0.02)
+    with safe_open(tmp_path / "run" / "final" / "model.safetensors", "pt") as saved:
+        assert {saved.get_tensor(name).dtype for name in saved.keys()} == {torch.bfloat16}  # noqa: SIM118
+
+
+def test_zero3_under_accelerates_cpu_flag_is_a_config_error(runs, tmp_path):
+    """accelerate leaves DeepSpeed off with ACCELERATE_USE_CPU: one line, not a silent DDP run."""
+    _, _, _, zero3 = runs
+    (tmp_path / "config.json").write_text(json.dumps(zero3))
+    head, _, _ = SCRIPT.partition("result = train(")
+    (tmp_path / "run.py").write_text(
+        head.replace("from bayling_data.train.loop import train", "")
+        + "from bayling_data.train.config import TrainConfigError\n"
+        + "from bayling_data.train.loop import make_accelerator\n"
+        + "try:\n    make_accelerator(config)\nexcept TrainConfigError as err:\n    print(err)\n"
+    )
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1]), env.get("PYTHONPATH", "")])
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "run.py"), str(tmp_path / "config.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert result.stdout.strip().splitlines()[-1] == (
+        "distributed.strategy: deepspeed_zero3: accelerate set this run up as MULTI_CPU, not "
+        "DeepSpeed (it leaves DeepSpeed off with ACCELERATE_USE_CPU / --cpu)"
+    )

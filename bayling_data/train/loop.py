@@ -86,20 +86,16 @@ def make_accelerator(config: TrainConfig):
         ds_config["train_batch_size"] = (
             config.optim.batch_size * accumulation * accelerator.num_processes
         )
-    wanted = {"fsdp": DistributedType.FSDP, "deepspeed_zero3": DistributedType.DEEPSPEED}
-    if (
-        strategy in wanted
-        and accelerator.num_processes > 1
-        and accelerator.distributed_type != wanted[strategy]
-    ):
+    kind = accelerator.distributed_type
+    if strategy == "deepspeed_zero3" and kind != DistributedType.DEEPSPEED:
         raise TrainConfigError(
-            f"distributed.strategy: {strategy}: accelerate set this {accelerator.num_processes}-"
-            f"process run up as {accelerator.distributed_type.value} instead "
-            + (
-                "(DeepSpeed does not run with ACCELERATE_USE_CPU / --cpu)"
-                if strategy == "deepspeed_zero3"
-                else ""
-            )
+            f"distributed.strategy: deepspeed_zero3: accelerate set this run up as {kind.value}, "
+            "not DeepSpeed (it leaves DeepSpeed off with ACCELERATE_USE_CPU / --cpu)"
+        )
+    if strategy == "fsdp" and accelerator.num_processes > 1 and kind != DistributedType.FSDP:
+        raise TrainConfigError(
+            f"distributed.strategy: fsdp: accelerate set this {accelerator.num_processes}-process "
+            f"run up as {kind.value}, not FSDP"
         )
     return accelerator
 
