@@ -36,8 +36,8 @@ from bayling_data.train.loop import train
 config = TrainConfig.model_validate(json.loads(open(sys.argv[1]).read()))
 result = train(config, log=lambda *_: None)
 if os.environ["RANK"] == "0":  # (train() ends the process group)
-    history = [{"step": e["step"], "loss": e["loss"], "batches": e["batches"]}
-               for e in result.history]
+    keys = ("step", "loss", "batches", "eval_loss")
+    history = [{k: e[k] for k in keys if k in e} for e in result.history]
     open(sys.argv[2], "w").write(json.dumps(history))
 """
 
@@ -86,20 +86,29 @@ def runs(tmp_path_factory):
     assets = train_assets(tmp_path_factory)
     out = tmp_path_factory.mktemp("fsdp")
     steps = {"max_steps": 3, "batch_size": 2}
+    # 37 held-out sequences at 288: the ranks' shares differ, yet each must run every forward.
+    data = {"max_length": 288}
     # Two ranks, two micro-batches each per step == one process, four micro-batches per step.
     model = pretrained_tiny(assets, out)  # rank 0 loads it, the other ranks get shards
     sharded = from_pretrained(
         train_config(
             assets,
             out / "fsdp",
+            data=data,
             optim={**steps, "gradient_accumulation_steps": 2},
             distributed={"strategy": "fsdp"},
-            output={"save_steps": 2},
+            output={"save_steps": 2, "eval_steps": 3},
         ),
         model,
     )
     single = from_pretrained(
-        train_config(assets, out / "single", optim={**steps, "gradient_accumulation_steps": 4}),
+        train_config(
+            assets,
+            out / "single",
+            data=data,
+            optim={**steps, "gradient_accumulation_steps": 4},
+            output={"eval_steps": 3},
+        ),
         model,
     )
     fsdp_history = launch(sharded, out / "fsdp")
@@ -122,6 +131,7 @@ def test_fsdp2_on_two_ranks_matches_one_process(runs):
     assert [e["step"] for e in fsdp_history] == [1, 2, 3]
     for sharded, single in zip(fsdp_history, single_history, strict=True):
         assert sharded["loss"] == pytest.approx(single["loss"], abs=1e-5)
+    assert fsdp_history[-1]["eval_loss"] == pytest.approx(single_history[-1]["eval_loss"], abs=1e-5)
     single_weights = weights(out / "single" / "run" / "final")
     for name, tensor in weights(out / "fsdp" / "run" / "final").items():
         torch.testing.assert_close(tensor, single_weights[name], atol=1e-5, rtol=0, msg=name)

@@ -351,12 +351,15 @@ def held_out_loss(
     )
     model.eval()
     totals = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
-    mine = range(accelerator.process_index, plan.num_micro_batches, accelerator.num_processes)
-    for index in mine:
-        sequences = plan.micro_batch(index)
-        batch = collate(corpus, sequences, pad_id).to(accelerator.device)
-        out = batch_loss(model, batch, impl, loss)
-        totals += torch.stack([out.total.double(), out.trained.sum().double()])
+    world, rank = accelerator.num_processes, accelerator.process_index
+    # Every rank runs as many forwards (a sharded model needs all ranks in each): a rank whose
+    # share is shorter repeats micro-batch 0 and does not count it.
+    for index in range(rank, -(-plan.num_micro_batches // world) * world, world):
+        counted = index < plan.num_micro_batches
+        batch = collate(corpus, plan.micro_batch(index if counted else 0), pad_id)
+        out = batch_loss(model, batch.to(accelerator.device), impl, loss)
+        if counted:
+            totals += torch.stack([out.total.double(), out.trained.sum().double()])
     model.train()
     totals = accelerator.reduce(totals, "sum")
     return float(totals[0] / totals[1]) if totals[1] > 0 else float("nan")
