@@ -42,7 +42,8 @@ from bayling_data.train.config import TrainConfig
 from bayling_data.train.loop import train
 config = TrainConfig.model_validate(json.loads(open(sys.argv[1]).read()))
 result = train(config, log=lambda *_: None)
-history = [{"step": e["step"], "loss": e["loss"], "batches": e["batches"]} for e in result.history]
+keys = ("step", "loss", "batches", "chrf")
+history = [{k: e[k] for k in keys if k in e} for e in result.history]
 open(sys.argv[2], "w").write(json.dumps(history))
 """
 
@@ -128,13 +129,16 @@ def test_a_zero3_checkpoint_resumes(runs, tmp_path):
 
 
 def test_bf16_zero3_with_gradient_checkpointing(runs, tmp_path):
+    pytest.importorskip("sacrebleu")
     _, history, _, zero3 = runs
     config = json.loads(json.dumps(zero3))
     config["bf16"] = True
     config["model"]["gradient_checkpointing"] = True
     config["optim"]["max_steps"] = 1
     config["output"] = {**zero3["output"], "dir": str(tmp_path / "run"), "save_steps": None}
+    config["eval"] = {"max_sentences": 2, "max_new_tokens": 4, "every_steps": 1}
     again = launch(config, tmp_path)
+    assert set(again[0]["chrf"]) == {"eng_Latn-zho_Hans", "zho_Hans-eng_Latn"}  # generation
     assert again[0]["batches"] == history[0]["batches"]
     assert again[0]["loss"] == pytest.approx(history[0]["loss"], abs=0.02)
     with safe_open(tmp_path / "run" / "final" / "model.safetensors", "pt") as saved:

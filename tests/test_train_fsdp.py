@@ -36,7 +36,7 @@ from bayling_data.train.loop import train
 config = TrainConfig.model_validate(json.loads(open(sys.argv[1]).read()))
 result = train(config, log=lambda *_: None)
 if os.environ["RANK"] == "0":  # (train() ends the process group)
-    keys = ("step", "loss", "batches", "eval_loss")
+    keys = ("step", "loss", "batches", "eval_loss", "chrf")
     history = [{k: e[k] for k in keys if k in e} for e in result.history]
     open(sys.argv[2], "w").write(json.dumps(history))
 """
@@ -162,14 +162,20 @@ def test_an_fsdp2_checkpoint_resumes_to_the_same_step(runs, tmp_path):
 
 def test_bf16_fsdp2_with_activation_checkpointing(runs, tmp_path):
     """MixedPrecisionPolicy (bf16 compute, fp32 shards and reduction) and FSDP's activation
-    checkpointing; the final model is saved in bf16, the dtype it was loaded in."""
+    checkpointing; chrF++ generation on the sharded model (3 sentences: uneven over the ranks,
+    synced_gpus); the final model is saved in bf16, the dtype it was loaded in."""
+    pytest.importorskip("sacrebleu")
     out, fsdp_history, _, sharded = runs
     config = json.loads(json.dumps(sharded))
     config["bf16"] = True
     config["model"]["gradient_checkpointing"] = True
     config["optim"]["max_steps"] = 2
     config["output"] = {**sharded["output"], "dir": str(tmp_path / "run"), "save_steps": None}
+    config["eval"] = {"max_sentences": 3, "max_new_tokens": 4, "every_steps": 2}
     history = launch(config, tmp_path)
+    chrf = history[-1]["chrf"]
+    assert set(chrf) == {"eng_Latn-zho_Hans", "zho_Hans-eng_Latn"}
+    assert all(0.0 <= score <= 100.0 for score in chrf.values())
     for bf16, fp32 in zip(history, fsdp_history[:2], strict=False):
         assert bf16["batches"] == fp32["batches"]
         assert bf16["loss"] == pytest.approx(fp32["loss"], abs=0.02)
