@@ -145,29 +145,68 @@ def test_bf16_zero3_with_gradient_checkpointing(runs, tmp_path):
         assert {saved.get_tensor(name).dtype for name in saved.keys()} == {torch.bfloat16}  # noqa: SIM118
 
 
-def test_zero3_under_accelerates_cpu_flag_is_a_config_error(runs, tmp_path):
-    """accelerate leaves DeepSpeed off with ACCELERATE_USE_CPU: one line, not a silent DDP run."""
-    _, _, _, zero3 = runs
-    (tmp_path / "config.json").write_text(json.dumps(zero3))
-    head, _, _ = SCRIPT.partition("result = train(")
-    (tmp_path / "run.py").write_text(
-        head.replace("from bayling_data.train.loop import train", "")
-        + "from bayling_data.train.config import TrainConfigError\n"
-        + "from bayling_data.train.loop import make_accelerator\n"
-        + "try:\n    make_accelerator(config)\nexcept TrainConfigError as err:\n    print(err)\n"
-    )
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+ERROR_SCRIPT = """
+import json, sys
+from bayling_data.train.config import TrainConfig, TrainConfigError
+from bayling_data.train.loop import make_accelerator
+config = TrainConfig.model_validate(json.loads(open(sys.argv[1]).read()))
+try:
+    make_accelerator(config)
+except TrainConfigError as err:
+    print(err)
+"""
+
+
+def make_accelerator_says(config: dict, folder: Path, launcher: list[str], env: dict) -> str:
+    """What make_accelerator's TrainConfigError says under this launcher and environment."""
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "run.py").write_text(ERROR_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu", **env}
+    env = {key: value for key, value in env.items() if value is not None}
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1]), env.get("PYTHONPATH", "")])
     result = subprocess.run(
-        [sys.executable, str(tmp_path / "run.py"), str(tmp_path / "config.json")],
+        [*launcher, str(folder / "run.py"), str(folder / "config.json")],
         capture_output=True,
         text=True,
         timeout=300,
         env=env,
-        cwd=tmp_path,
+        cwd=folder,
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    assert result.stdout.strip().splitlines()[-1] == (
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_zero3_under_accelerates_cpu_flag_is_a_config_error(runs, tmp_path):
+    """accelerate leaves DeepSpeed off with ACCELERATE_USE_CPU: one line, not a silent DDP run."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    single = {"WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+              "MASTER_PORT": port, "ACCELERATE_USE_CPU": "1"}  # fmt: skip
+    said = make_accelerator_says(runs[3], tmp_path, [sys.executable], single)
+    assert said == (
         "distributed.strategy: deepspeed_zero3: accelerate set this run up as MULTI_CPU, not "
         "DeepSpeed (it leaves DeepSpeed off with ACCELERATE_USE_CPU / --cpu)"
+    )
+
+
+def test_zero3_on_two_cpu_processes_is_a_config_error(runs, tmp_path):
+    """Without a GPU accelerate counts one DeepSpeed process whatever the launcher started: both
+    ranks would train on the same rows. One line instead."""
+    launcher = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+    ]
+    env = {"ACCELERATE_USE_CPU": None}
+    said = make_accelerator_says(runs[3], tmp_path, launcher, env)
+    assert said == (
+        "distributed.strategy: deepspeed_zero3: accelerate counts 1 process(es) but the process "
+        "group has 2, so every rank would train on the same rows (accelerate does this for "
+        "DeepSpeed on a machine without GPUs)"
     )

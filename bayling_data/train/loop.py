@@ -87,6 +87,13 @@ def make_accelerator(config: TrainConfig):
             config.optim.batch_size * accumulation * accelerator.num_processes
         )
     kind = accelerator.distributed_type
+    group = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    if group != accelerator.num_processes:  # every rank would train on the same rows
+        raise TrainConfigError(
+            f"distributed.strategy: {strategy}: accelerate counts {accelerator.num_processes} "
+            f"process(es) but the process group has {group}, so every rank would train on the "
+            "same rows (accelerate does this for DeepSpeed on a machine without GPUs)"
+        )
     if strategy == "deepspeed_zero3" and kind != DistributedType.DEEPSPEED:
         raise TrainConfigError(
             f"distributed.strategy: deepspeed_zero3: accelerate set this run up as {kind.value}, "
