@@ -210,3 +210,18 @@ def test_zero3_on_two_cpu_processes_is_a_config_error(runs, tmp_path):
         "group has 2, so every rank would train on the same rows (accelerate does this for "
         "DeepSpeed on a machine without GPUs)"
     )
+
+
+def test_a_launcher_that_asks_for_deepspeed_under_ddp_is_a_config_error(runs, tmp_path):
+    """accelerate launch --use_deepspeed (or its config file) sets ACCELERATE_USE_DEEPSPEED."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    single = {"WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+              "MASTER_PORT": port, "ACCELERATE_USE_CPU": None,
+              "ACCELERATE_USE_DEEPSPEED": "true"}  # fmt: skip
+    config = {**runs[3], "distributed": {"strategy": "ddp"}}
+    said = make_accelerator_says(config, tmp_path, [sys.executable], single)
+    assert said.startswith("distributed.strategy: ddp: accelerate set this run up as DEEPSPEED")

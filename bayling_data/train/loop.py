@@ -99,6 +99,12 @@ def make_accelerator(config: TrainConfig):
             f"distributed.strategy: deepspeed_zero3: accelerate set this run up as {kind.value}, "
             "not DeepSpeed (it leaves DeepSpeed off with ACCELERATE_USE_CPU / --cpu)"
         )
+    if strategy == "ddp" and kind in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        raise TrainConfigError(
+            f"distributed.strategy: ddp: accelerate set this run up as {kind.value} (from "
+            "accelerate launch's flags or config file); the strategy is the config's: set "
+            "distributed.strategy, not the launcher's"
+        )
     if strategy == "fsdp" and accelerator.num_processes > 1 and kind != DistributedType.FSDP:
         raise TrainConfigError(
             f"distributed.strategy: fsdp: accelerate set this {accelerator.num_processes}-process "
