@@ -23,8 +23,14 @@ from train_fixtures import (  # noqa: E402
     train_config,
 )
 
-from bayling_data.train.config import TrainConfig  # noqa: E402
-from bayling_data.train.loop import load_dtype, load_model, load_tokenizer, train  # noqa: E402
+from bayling_data.train.config import TrainConfig, TrainConfigError  # noqa: E402
+from bayling_data.train.loop import (  # noqa: E402
+    load_dtype,
+    load_model,
+    load_tokenizer,
+    make_accelerator,
+    train,
+)
 
 # Each rank runs the config; rank 0 writes the per-step history (losses are reduced over ranks).
 SCRIPT = """
@@ -207,3 +213,14 @@ def test_weights_load_in_bf16_only_when_sharded(tmp_path_factory, strategy, bf16
     assert load_dtype(config) == dtype
     model = load_model(config, load_tokenizer(config), "sdpa")
     assert {p.dtype for p in model.parameters()} == {dtype}
+
+
+@pytest.mark.skipif(torch.accelerator.is_available(), reason="the machine has an accelerator")
+def test_fsdp2_cpu_offload_without_a_gpu_is_one_line(tmp_path_factory):
+    """torch's CPUOffloadPolicy pins host memory: "Cannot access accelerator device when none is
+    available" deep in fully_shard, which the config check says first."""
+    assets = train_assets(tmp_path_factory)
+    out = tmp_path_factory.mktemp("offload")
+    config = train_config(assets, out, distributed={"strategy": "fsdp", "cpu_offload": True})
+    with pytest.raises(TrainConfigError, match=r"^distributed.cpu_offload: FSDP2 offloads"):
+        make_accelerator(TrainConfig.model_validate(config))

@@ -58,6 +58,11 @@ def make_accelerator(config: TrainConfig):
     kwargs: dict[str, Any] = {}
     strategy = config.distributed.strategy
     if strategy == "fsdp":
+        if config.distributed.cpu_offload and not torch.accelerator.is_available():
+            raise TrainConfigError(
+                "distributed.cpu_offload: FSDP2 offloads to pinned host memory, which needs a GPU "
+                "(this machine has none)"
+            )
         kwargs["fsdp_plugin"] = _fsdp2_plugin(config)
     elif strategy == "deepspeed_zero3":
         kwargs["deepspeed_plugin"] = _zero3_plugin(config)
