@@ -107,3 +107,31 @@ def test_a_model_that_cannot_be_loaded_is_one_line(fake_build, tmp_path, model, 
         f"model.name_or_path: cannot load {model!r}" in result.stderr or expected in result.stderr
     )
     assert expected in result.stderr
+
+
+LLAMA3_8B = REPO / "recipes" / "train_llama3_8b.yaml"
+ZERO3 = ["distributed.strategy=deepspeed_zero3", "output.dir=out/llama3_8b_zero3"]
+
+
+@pytest.mark.parametrize(("overrides", "strategy"), [([], "fsdp"), (ZERO3, "deepspeed_zero3")])
+def test_the_llama3_8b_recipe_and_its_zero3_override_validate(fake_build, overrides, strategy):
+    from bayling_data.train.config import load_train_config
+
+    config = load_train_config(LLAMA3_8B, [f"data.builds.0.path={fake_build}", *overrides])
+    assert config.distributed.strategy == strategy and config.bf16 and config.lora is None
+    assert config.model.gradient_checkpointing and config.data.template == "llama3"
+    assert config.optim.batch_size * config.optim.gradient_accumulation_steps * 8 == 128
+    # The commands in the docs and the recipe's header are the ones checked here.
+    command = " ".join(f"--set {override}" for override in ZERO3)
+    assert command in (REPO / "docs" / "training.md").read_text("utf-8")
+    assert command in LLAMA3_8B.read_text("utf-8")
+    documented = (REPO / "docs" / "training.md").read_text("utf-8")
+    for section, values in yaml.safe_load(LLAMA3_8B.read_text("utf-8")).items():
+        for key in values if isinstance(values, dict) else ():
+            assert f"`{key}`" in documented, f"{section}.{key} is not in docs/training.md"
+
+
+def test_lora_under_a_sharded_strategy_is_one_line(capsys, fake_build):
+    argv = ["train", str(CONFIG), "--set", f"data.builds.0.path={fake_build}", "--set", "lora.r=4",
+            "--set", "distributed.strategy=fsdp"]  # fmt: skip
+    assert "lora with distributed.strategy fsdp is not supported" in one_line_error(capsys, argv)

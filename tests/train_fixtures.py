@@ -143,3 +143,23 @@ def tiny_llamas(vocab_size: int) -> dict:
         )
         models[implementation] = transformers.LlamaForCausalLM(config)
     return models
+
+
+def pretrained_tiny(assets: TrainAssets, folder: Path) -> Path:
+    """The tiny Llama (seed 0, the assets' vocabulary) saved as a pretrained model folder, for
+    runs that load it with from_pretrained (rank 0 only under FSDP, partitioned under ZeRO-3)."""
+    from bayling_data.train.config import TrainConfig
+    from bayling_data.train.loop import load_model, load_tokenizer
+
+    config = TrainConfig.model_validate(train_config(assets, folder))
+    torch.manual_seed(0)
+    tokenizer = load_tokenizer(config)
+    load_model(config, tokenizer, "sdpa").save_pretrained(folder / "model")
+    tokenizer.save_pretrained(folder / "model")
+    return folder / "model"
+
+
+def from_pretrained(config: dict, model: Path) -> dict:
+    """A train_config dict that loads ``model`` instead of building the tiny config."""
+    config["model"] = {**config["model"], "name_or_path": str(model), "init_config": None}
+    return config

@@ -187,6 +187,15 @@ class TrainConfig(StrictModel):
         default=None, gt=0, description="Device peak for MFU; default: known GPUs, measured on CPU."
     )
 
+    @model_validator(mode="after")
+    def _lora_unsharded(self) -> TrainConfig:
+        if self.lora is not None and self.distributed.strategy != "ddp":
+            raise ValueError(
+                f"lora with distributed.strategy {self.distributed.strategy} is not supported "
+                "(the adapter is merged into a full model at the end); use ddp"
+            )
+        return self
+
 
 def _model_at(path: list[str]) -> type[BaseModel] | None:
     """The pydantic model a key path leads to (our sections nest plainly, lists of models aside)."""

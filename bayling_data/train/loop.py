@@ -48,41 +48,125 @@ class TrainResult:
 
 
 def make_accelerator(config: TrainConfig):
-    from accelerate import Accelerator
-    from accelerate.utils import (
-        DeepSpeedPlugin,
-        FullyShardedDataParallelPlugin,
-        InitProcessGroupKwargs,
-    )
+    """accelerate's Accelerator for the config's strategy: ``ddp``; ``fsdp`` (FSDP2,
+    ``fully_shard`` per ``fsdp_wrap_class`` layer, through accelerate's FSDP2 path); or
+    ``deepspeed_zero3``."""
+    from accelerate import Accelerator, PartialState
+    from accelerate.utils import DistributedType, InitProcessGroupKwargs
 
     accumulation = config.optim.gradient_accumulation_steps
     kwargs: dict[str, Any] = {}
     strategy = config.distributed.strategy
     if strategy == "fsdp":
-        kwargs["fsdp_plugin"] = FullyShardedDataParallelPlugin(
-            auto_wrap_policy="transformer_based_wrap",
-            transformer_cls_names_to_wrap=[config.distributed.fsdp_wrap_class],
-            cpu_offload=config.distributed.cpu_offload,
-            state_dict_type="SHARDED_STATE_DICT",
-            activation_checkpointing=config.model.gradient_checkpointing,
-        )
+        if config.distributed.cpu_offload and not torch.accelerator.is_available():
+            raise TrainConfigError(
+                "distributed.cpu_offload: FSDP2 offloads to pinned host memory, which needs a GPU "
+                "(this machine has none)"
+            )
+        kwargs["fsdp_plugin"] = _fsdp2_plugin(config)
     elif strategy == "deepspeed_zero3":
-        kwargs["deepspeed_plugin"] = DeepSpeedPlugin(
-            zero_stage=3,
-            gradient_accumulation_steps=accumulation,
-            gradient_clipping=config.optim.max_grad_norm or 0.0,
-            offload_optimizer_device="cpu" if config.distributed.cpu_offload else "none",
-            offload_param_device="cpu" if config.distributed.cpu_offload else "none",
-            zero3_save_16bit_model=True,
-        )
+        kwargs["deepspeed_plugin"] = _zero3_plugin(config)
     # Ranks other than 0 wait at a barrier while rank 0 tokenizes: give them the config's time.
     timeout = InitProcessGroupKwargs(timeout=timedelta(minutes=config.distributed.timeout_minutes))
-    return Accelerator(
+    accelerator = Accelerator(
         mixed_precision="bf16" if config.bf16 else "no",
         gradient_accumulation_steps=accumulation,
         kwargs_handlers=[timeout],
         **kwargs,
     )
+    if strategy == "fsdp" and accelerator.distributed_type == DistributedType.MULTI_CPU:
+        # accelerate 1.16 turns FSDP on only for accelerators (GPU, XPU, ...): a CPU (gloo) run is
+        # left MULTI_CPU, i.e. plain DDP. torch's fully_shard runs on gloo, so switch the state
+        # to FSDP ourselves; accelerate's FSDP2 prepare, save_state and get_state_dict do the rest.
+        # (What AcceleratorState does when it chooses FSDP, PartialState's copy included.)
+        accelerator.state.distributed_type = DistributedType.FSDP
+        accelerator.state.fsdp_plugin = kwargs["fsdp_plugin"]
+        PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+    if strategy == "deepspeed_zero3" and accelerator.distributed_type == DistributedType.DEEPSPEED:
+        # Nothing but the model and optimizer goes through prepare (we batch ourselves), so
+        # accelerate cannot read the micro-batch size off a DataLoader: give DeepSpeed ours.
+        ds_config = accelerator.state.deepspeed_plugin.deepspeed_config
+        ds_config["train_micro_batch_size_per_gpu"] = config.optim.batch_size
+        ds_config["gradient_accumulation_steps"] = accumulation
+        ds_config["train_batch_size"] = (
+            config.optim.batch_size * accumulation * accelerator.num_processes
+        )
+    kind = accelerator.distributed_type
+    group = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    if group != accelerator.num_processes:  # every rank would train on the same rows
+        raise TrainConfigError(
+            f"distributed.strategy: {strategy}: accelerate counts {accelerator.num_processes} "
+            f"process(es) but the process group has {group}, so every rank would train on the "
+            "same rows (accelerate does this for DeepSpeed on a machine without GPUs)"
+        )
+    if strategy == "deepspeed_zero3" and kind != DistributedType.DEEPSPEED:
+        raise TrainConfigError(
+            f"distributed.strategy: deepspeed_zero3: accelerate set this run up as {kind.value}, "
+            "not DeepSpeed (it leaves DeepSpeed off with ACCELERATE_USE_CPU / --cpu)"
+        )
+    if strategy == "ddp" and kind in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        raise TrainConfigError(
+            f"distributed.strategy: ddp: accelerate set this run up as {kind.value} (from "
+            "accelerate launch's flags or config file); the strategy is the config's: set "
+            "distributed.strategy, not the launcher's"
+        )
+    if strategy == "fsdp" and accelerator.num_processes > 1 and kind != DistributedType.FSDP:
+        raise TrainConfigError(
+            f"distributed.strategy: fsdp: accelerate set this {accelerator.num_processes}-process "
+            f"run up as {kind.value}, not FSDP"
+        )
+    return accelerator
+
+
+def _fsdp2_plugin(config: TrainConfig):
+    from accelerate.utils import FullyShardedDataParallelPlugin
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    return FullyShardedDataParallelPlugin(
+        fsdp_version=2,
+        auto_wrap_policy="transformer_based_wrap",
+        transformer_cls_names_to_wrap=[config.distributed.fsdp_wrap_class],
+        reshard_after_forward=True,
+        cpu_offload=config.distributed.cpu_offload,
+        state_dict_type="SHARDED_STATE_DICT",  # save_state: torch.distributed.checkpoint shards
+        activation_checkpointing=config.model.gradient_checkpointing,
+        # Only rank 0 holds the loaded weights (transformers loads the others on meta); its
+        # tensors are broadcast shard by shard after fully_shard.
+        cpu_ram_efficient_loading=True,
+        # bf16: fp32 master weights as shards (accelerate upcasts the trainable parameters before
+        # sharding), bf16 all-gathered parameters for compute, gradients reduced in fp32.
+        mixed_precision_policy=(
+            MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+            if config.bf16
+            else None
+        ),
+    )
+
+
+def _zero3_plugin(config: TrainConfig):
+    from accelerate.utils import DeepSpeedPlugin
+
+    offload = "cpu" if config.distributed.cpu_offload else "none"
+    return DeepSpeedPlugin(
+        zero_stage=3,
+        gradient_accumulation_steps=config.optim.gradient_accumulation_steps,
+        gradient_clipping=config.optim.max_grad_norm or 0.0,
+        offload_optimizer_device=offload,
+        offload_param_device=offload,
+        zero3_init_flag=True,  # from_pretrained partitions the weights as it loads them
+        zero3_save_16bit_model=True,  # get_state_dict gathers a full 16-bit state dict
+    )
+
+
+def load_dtype(config: TrainConfig) -> torch.dtype:
+    """The dtype weights are loaded in. ddp: fp32 (each rank's optimizer updates full fp32
+    weights; bf16 is autocast). fsdp / deepspeed_zero3 with bf16: bf16, so that no rank holds
+    the full model in fp32; the fp32 master weights exist only as shards (FSDP2: accelerate
+    upcasts the trainable parameters, which only rank 0 holds, and shards them; ZeRO-3: its
+    optimizer keeps fp32 partitions)."""
+    if config.bf16 and config.distributed.strategy in ("fsdp", "deepspeed_zero3"):
+        return torch.bfloat16
+    return torch.float32
 
 
 def attention_implementation(config: TrainConfig, device: torch.device) -> str:
@@ -140,12 +224,14 @@ def load_model(config: TrainConfig, tokenizer, implementation: str):
             settings.setdefault(name, getattr(tokenizer, name))
         model_config = AutoConfig.for_model(model_type, **settings)
         model = AutoModelForCausalLM.from_config(
-            model_config, attn_implementation=implementation, dtype=torch.float32
+            model_config, attn_implementation=implementation, dtype=load_dtype(config)
         )
     else:
         try:
             model = AutoModelForCausalLM.from_pretrained(
-                config.model.name_or_path, attn_implementation=implementation, dtype=torch.float32
+                config.model.name_or_path,
+                attn_implementation=implementation,
+                dtype=load_dtype(config),
             )
         except (OSError, ValueError) as err:
             raise _not_loadable("model.name_or_path", config.model.name_or_path, err) from None
@@ -222,11 +308,20 @@ def save_checkpoint(accelerator, output_dir: Path, state: dict, keep: int | None
     return folder
 
 
-def save_final(accelerator, model, tokenizer, template: str, folder: Path, lora: bool) -> None:
-    """The model in Hugging Face format (LoRA: merged, with the adapter beside it)."""
+def save_final(
+    accelerator, model, tokenizer, template: str, folder: Path, lora: bool, dtype: torch.dtype
+) -> None:
+    """The model in Hugging Face format (LoRA: merged, with the adapter beside it), in the dtype
+    it was loaded in. Sharded models are gathered into one full state dict on rank 0 first
+    (FSDP2: torch's get_model_state_dict; ZeRO-3: its 16-bit consolidation)."""
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model)
     state_dict = accelerator.get_state_dict(model)
+    if not lora and state_dict:  # FSDP2 keeps fp32 master weights even when loaded in bf16
+        state_dict = {
+            name: tensor.to(dtype) if tensor.is_floating_point() else tensor
+            for name, tensor in state_dict.items()
+        }
     if lora:
         unwrapped.save_pretrained(
             folder / "adapter", is_main_process=accelerator.is_main_process, state_dict=state_dict
@@ -274,12 +369,15 @@ def held_out_loss(
     )
     model.eval()
     totals = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
-    mine = range(accelerator.process_index, plan.num_micro_batches, accelerator.num_processes)
-    for index in mine:
-        sequences = plan.micro_batch(index)
-        batch = collate(corpus, sequences, pad_id).to(accelerator.device)
-        out = batch_loss(model, batch, impl, loss)
-        totals += torch.stack([out.total.double(), out.trained.sum().double()])
+    world, rank = accelerator.num_processes, accelerator.process_index
+    # Every rank runs as many forwards (a sharded model needs all ranks in each): a rank whose
+    # share is shorter repeats micro-batch 0 and does not count it.
+    for index in range(rank, -(-plan.num_micro_batches // world) * world, world):
+        counted = index < plan.num_micro_batches
+        batch = collate(corpus, plan.micro_batch(index if counted else 0), pad_id)
+        out = batch_loss(model, batch.to(accelerator.device), impl, loss)
+        if counted:
+            totals += torch.stack([out.total.double(), out.trained.sum().double()])
     model.train()
     totals = accelerator.reduce(totals, "sum")
     return float(totals[0] / totals[1]) if totals[1] > 0 else float("nan")
@@ -363,13 +461,16 @@ def train(config: TrainConfig, log=print) -> TrainResult:
             "lower batch_size or gradient_accumulation_steps)"
         )
     total_steps = config.optim.max_steps or math.ceil(config.optim.epochs * first.steps)
+    # The optimizer goes through prepare with its model: FSDP2 (accelerate's _prepare_fsdp2)
+    # points it at the sharded parameters, DeepSpeed replaces it with its ZeRO optimizer. The
+    # scheduler is made afterwards, on the optimizer that steps.
+    model, optimizer = accelerator.prepare(model, optimizer)
     scheduler = get_scheduler(
         config.optim.lr_scheduler,
         optimizer,
         num_warmup_steps=config.optim.warmup_steps,
         num_training_steps=total_steps,
     )
-    model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)  # stepped once per optimizer step, by us
 
     state = {"step": 0, "epoch": 0, "step_in_epoch": 0, "trained_tokens": 0, "seed": config.seed}
@@ -500,7 +601,9 @@ def train(config: TrainConfig, log=print) -> TrainResult:
         )
     if config.eval is not None:
         summary["chrf"] = _chrf(accelerator, model, tokenizer, template, config)
-    save_final(accelerator, model, tokenizer, template, final, config.lora is not None)
+    save_final(
+        accelerator, model, tokenizer, template, final, config.lora is not None, load_dtype(config)
+    )
     say(f"final: {final}" + "".join(f" | {k} {v}" for k, v in summary.items() if k != "step"))
     accelerator.end_training()
     return TrainResult(state["step"], final, history)

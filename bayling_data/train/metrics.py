@@ -54,8 +54,14 @@ def device_peak_tflops(
     return measured_matmul_tflops(dtype), f"measured {label} matmul on this CPU"
 
 
+def full_numel(parameter: torch.Tensor) -> int:
+    """Elements of the whole parameter, also when DeepSpeed's ZeRO-3 partitioned it at load
+    (``zero.Init``: the local tensor is empty, ``ds_numel`` is the full size)."""
+    return getattr(parameter, "ds_numel", None) or parameter.numel()
+
+
 def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+    return sum(full_numel(p) for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,7 @@ def model_flops(model: torch.nn.Module) -> ModelFlops:
     embedding = inner.get_input_embeddings().weight
     head = inner.get_output_embeddings()
     tied = head is not None and head.weight is embedding
-    lookup = 0 if tied else embedding.numel()
+    lookup = 0 if tied else full_numel(embedding)
     trainable_lookup = lookup if embedding.requires_grad else 0
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
