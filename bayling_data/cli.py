@@ -245,6 +245,12 @@ def make_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--comet", metavar="PATH", help="local COMET model (unbabel-comet)")
     evaluate.add_argument("--dtype", default="auto", help="model dtype (auto, bfloat16, float32)")
+    evaluate.add_argument(
+        "--engine",
+        default="auto",
+        choices=["auto", "transformers", "vllm"],
+        help="generation: vLLM when installed and a GPU is there (auto), or transformers",
+    )
     evaluate.add_argument("--out", type=Path, required=True, help="folder for scores and outputs")
 
     inspect = commands.add_parser("inspect", help="counts and sample rows of a build's output")
@@ -501,6 +507,7 @@ def _eval(args: argparse.Namespace) -> int:
         chat_template=args.chat_template,
         comet=args.comet,
         dtype=args.dtype,
+        engine=args.engine,
     )
     result = run_eval(settings, args.out)
     for path in result.files:

@@ -203,3 +203,30 @@ def test_wmt_text_set_and_stop_tokens(tmp_path, tmp_path_factory):
         eot,
     ]
     assert stop_token_ids(tokenizer, template_text("llama2", tokenizer)) == [tokenizer.eos_token_id]
+
+
+def test_the_engine_is_transformers_without_vllm_and_vllm_asked_for_is_one_line(
+    tmp_path, tmp_path_factory, capsys
+):
+    """auto falls back to transformers where vLLM cannot run (not installed, or no GPU); asking
+    for vLLM there fails in one line before anything is generated."""
+    import importlib.util
+
+    import torch
+
+    from bayling_data.train.evaluate import choose_engine
+
+    if importlib.util.find_spec("vllm") is not None and torch.cuda.is_available():
+        pytest.skip("vLLM can run here")
+    assert choose_engine("auto") == "transformers"
+    assert choose_engine("transformers") == "transformers"
+    model = tiny_model(tmp_path_factory)
+    code = main(
+        ["eval", str(model), "--flores", "sample:flores200", "--directions", "eng_Latn-deu_Latn",
+         "--limit", "1", "--engine", "vllm", "--out", str(tmp_path / "out")]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == EXIT_USER_ERROR
+    assert err.count("\n") == 1
+    assert err.startswith("bayling-data eval: error: --engine vllm: ")
+    assert not (tmp_path / "out" / "scores.json").exists()

@@ -9,6 +9,7 @@ signatures, so they can be compared with published numbers. :func:`run_eval` is 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -66,6 +67,8 @@ class EvalSettings:
     chat_template: str = "tokenizer"
     comet: str | None = None
     dtype: str = "auto"
+    #: auto: vLLM when it is installed and a GPU is there, else transformers.
+    engine: str = "auto"
 
 
 @dataclass
@@ -304,12 +307,69 @@ def generate_batched(
     return answers
 
 
+ENGINES = ("auto", "transformers", "vllm")
+
+
+def choose_engine(engine: str) -> str:
+    """The generation engine: ``auto`` takes vLLM where it can run (installed, and a GPU), else
+    transformers; ``vllm`` asked for where it cannot run is a one-line error."""
+    import torch
+
+    if engine not in ENGINES:
+        raise EvalError(f"--engine: expected one of {', '.join(ENGINES)}, not {engine!r}")
+    has_vllm = importlib.util.find_spec("vllm") is not None
+    if engine == "vllm" and not has_vllm:
+        raise EvalError("--engine vllm: vllm is not installed (python -m pip install vllm)")
+    if engine == "vllm" and not torch.cuda.is_available():
+        raise EvalError("--engine vllm: vLLM needs a GPU and this machine has none")
+    if engine == "auto":
+        return "vllm" if has_vllm and torch.cuda.is_available() else "transformers"
+    return engine
+
+
+class VllmGenerator:
+    """Greedy answers through vLLM (continuous batching; the batch size is vLLM's): the prompts
+    rendered with the same chat template and given as token ids, so that no second BOS is
+    added, stopping at the template's stop tokens. Not run here (no GPU): written to vLLM's
+    documented ``LLM.generate`` API."""
+
+    def __init__(self, model: str, dtype: str, max_new_tokens: int):
+        from transformers import AutoTokenizer
+        from vllm import LLM, SamplingParams
+
+        folder = resolve_model(model)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(folder)
+            self.llm = LLM(model=folder, tokenizer=folder, dtype=dtype)
+        except (OSError, ValueError) as err:
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+            raise EvalError(f"{model}: cannot load the model in vLLM: {first_line}") from None
+        self._params = SamplingParams
+        self.max_new_tokens = max_new_tokens
+
+    def generate(self, chat_template: str, prompts: list[str]) -> list[str]:
+        from bayling_data.train.chat_templates import render, stop_token_ids
+
+        stops = stop_token_ids(self.tokenizer, chat_template)
+        params = self._params(temperature=0.0, max_tokens=self.max_new_tokens, stop_token_ids=stops)
+        requests = [
+            {
+                "prompt_token_ids": self.tokenizer(
+                    render(self.tokenizer, chat_template, [{"role": "user", "content": p}], True),
+                    add_special_tokens=False,
+                )["input_ids"]
+            }
+            for p in prompts
+        ]
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        return [output.outputs[0].text.strip() for output in outputs]
+
+
 # -- scores --------------------------------------------------------------------------------------
 
 
 def flores200_spm_available() -> bool:
     """sacrebleu's flores200 tokenizer without a download: sentencepiece and the model file."""
-    import importlib.util
 
     from sacrebleu.tokenizers.tokenizer_spm import SPM_MODELS
     from sacrebleu.utils import SACREBLEU_DIR
@@ -363,7 +423,6 @@ def load_comet(path: str | None, say: Callable[[str], None]):
     """A local COMET checkpoint, or None (with a line saying why) when it cannot be used."""
     if path is None:
         return None
-    import importlib.util
 
     if importlib.util.find_spec("comet") is None:
         say("COMET skipped: unbabel-comet is not installed (pip install unbabel-comet)")
@@ -589,7 +648,13 @@ def run_eval(
     from bayling_data.sources.wmt import _letter
     from bayling_data.train.chat_templates import template_text
 
-    model, tokenizer = load_model(settings.model, settings.dtype)
+    engine = choose_engine(settings.engine)
+    say(f"generation: {engine}")
+    if engine == "vllm":
+        vllm = VllmGenerator(settings.model, settings.dtype, settings.max_new_tokens)
+        model, tokenizer = None, vllm.tokenizer
+    else:
+        model, tokenizer = load_model(settings.model, settings.dtype)
     try:
         chat_template = template_text(settings.chat_template, tokenizer)
     except OSError as err:
@@ -606,14 +671,17 @@ def run_eval(
     say(f"BLEU tokenizer: {note}")
     results, scores = [], []
     for test_set in test_sets:
-        hypotheses = generate_batched(
-            model,
-            tokenizer,
-            chat_template,
-            prompts[test_set.key],
-            settings.batch_size,
-            settings.max_new_tokens,
-        )
+        if engine == "vllm":
+            hypotheses = vllm.generate(chat_template, prompts[test_set.key])
+        else:
+            hypotheses = generate_batched(
+                model,
+                tokenizer,
+                chat_template,
+                prompts[test_set.key],
+                settings.batch_size,
+                settings.max_new_tokens,
+            )
         score = score_test_set(test_set, hypotheses, spm, comet_model)
         say(f"{test_set.name} {test_set.direction}: BLEU {score.bleu:.2f} chrF++ {score.chrf:.2f}")
         results.append((test_set, hypotheses))
