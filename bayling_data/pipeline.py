@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -596,6 +597,13 @@ def _sorted_counts(counts: dict[str, dict[str, int]]) -> dict[str, dict[str, int
     return {column: dict(sorted(counts[column].items())) for column in (*COUNT_COLUMNS, "language")}
 
 
+def _remove_leg_files(work: WorkDir) -> None:
+    """The work shards, the legs' outputs and the global steps' keys and drops of a build that
+    has routed its rows (the ordering buckets and every marker stay)."""
+    for folder in ("input", "legs", "global"):
+        shutil.rmtree(work / folder, ignore_errors=True)
+
+
 def _pool_likely(plan: BuildPlan) -> bool:
     """Whether this build will want a process pool (more than one work item and core), judged
     before reading: the sources' sizes where they know them."""
@@ -717,6 +725,10 @@ def run_build(
             )
             seconds["route"] = time.perf_counter() - phase
             phase = time.perf_counter()
+            # Routed: the sources' and the legs' files are not read again, not even by a resume
+            # (their markers stay). Removing them (1.4 s at 2M Moses pairs) overlaps the write.
+            cleanup = threading.Thread(target=_remove_leg_files, args=(work,), daemon=True)
+            cleanup.start()
             reports = [
                 work.report(
                     replace(
@@ -749,6 +761,7 @@ def run_build(
                 (staging / MANIFEST_NAME).write_text(
                     json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
                 )
+            cleanup.join()
         finally:
             if owned:
                 executor.close()

@@ -103,7 +103,10 @@ def timed(command: list[str]) -> dict[str, object]:
     peak = 0
     while process.poll() is None:
         peak = max(peak, tree_pss(process.pid))
-        time.sleep(0.05)
+        # Reading every process's smaps_rollup walks its page tables: at 50 ms that took about a
+        # fifth of a core, from the 2-worker build more than from the 1-worker one (which leaves
+        # a core idle). Peaks last seconds (a phase's working set), so 0.5 s finds them.
+        time.sleep(0.5)
     stdout, stderr = process.communicate()
     wall = time.perf_counter() - started
     if process.returncode != 0:
@@ -237,13 +240,15 @@ def main() -> None:
                 f"peak memory {measured['rss_mb']:,.0f} MB (PSS, process tree), "
                 f"kept {figures['kept']:,}"
             )
+            phases = ", ".join(f"{k} {v:.1f} s" for k, v in figures["seconds"].items())
+            print(f"  phases: {phases}")
     if args.ceiling:
         chain = [
             sys.executable, str(HERE / "filter_chain.py"), str(work / "data" / "orig"),
             "--languages", "de", "en",
         ]  # fmt: skip
         for copies in [n for n in args.workers if n > 1]:
-            wall, ceiling = parallel_ceiling(chain, copies, args.reps)
+            wall, ceiling = parallel_ceiling(chain, copies, max(3, args.reps))
             print(
                 f"machine ceiling: {copies} single-process chains side by side ran {ceiling:.2f}x "
                 f"one alone ({wall:.2f} s alone)"
