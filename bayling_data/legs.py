@@ -559,9 +559,8 @@ def _run_route(job: Job, work: WorkDir, stages: Stages, legs: list[Leg]) -> dict
                     in_bucket = buckets[mask]
                 else:
                     in_bucket = np.zeros(part.num_rows, np.uint64)
-                for bucket in np.unique(in_bucket).tolist():
-                    chosen = part.filter(pa.array(in_bucket == bucket))
-                    name = bucket_name(int(bucket))
+                for bucket, chosen in _by_bucket(part, in_bucket):
+                    name = bucket_name(bucket)
                     by_bucket = in_buckets.setdefault(split, {})
                     by_bucket[name] = by_bucket.get(name, 0) + chosen.num_rows
                     if (split, bucket) not in sinks:
@@ -576,6 +575,21 @@ def _run_route(job: Job, work: WorkDir, stages: Stages, legs: list[Leg]) -> dict
     for sink in sinks.values():
         sink.commit()
     return {"rows": counts, "buckets": in_buckets}
+
+
+def _by_bucket(part: pa.Table, in_bucket: np.ndarray) -> Iterator[tuple[int, pa.Table]]:
+    """The rows of each bucket, in their order: one stable sort by bucket and slices (a filter
+    per bucket cost a pass over the batch per bucket: 256 of them at 10M pairs)."""
+    found = np.unique(in_bucket)
+    if len(found) <= 1:
+        yield from ((int(bucket), part) for bucket in found.tolist())
+        return
+    order = np.argsort(in_bucket, kind="stable")
+    grouped = part.take(pa.array(order))
+    starts = np.searchsorted(in_bucket[order], found, side="left")
+    ends = np.append(starts[1:], len(order))
+    for bucket, start, end in zip(found.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        yield int(bucket), grouped.slice(start, end - start)
 
 
 def count_rows(table: pa.Table) -> dict[str, dict[str, int]]:
