@@ -4,8 +4,6 @@ a DataLoader, steps train like the plain loop, checkpoints resume and the final 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,8 +17,10 @@ pytest.importorskip("deepspeed")
 
 from safetensors import safe_open  # noqa: E402
 from train_fixtures import (  # noqa: E402
+    final_weights,
     from_pretrained,
     pretrained_tiny,
+    run_train_script,
     train_assets,
     train_config,
 )
@@ -49,27 +49,13 @@ open(sys.argv[2], "w").write(json.dumps(history))
 
 
 def launch(config: dict, folder: Path) -> list[dict]:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(config))
-    (folder / "run.py").write_text(SCRIPT)
-    env = {key: value for key, value in os.environ.items() if key != "ACCELERATE_USE_CPU"}
-    env["OMP_NUM_THREADS"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1]), env.get("PYTHONPATH", "")])
-    result = subprocess.run(
-        [sys.executable, str(folder / "run.py"), str(folder / "config.json"), "history.json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=folder,
+    run_train_script(
+        SCRIPT, config, folder, [sys.executable], ["history.json"], {"ACCELERATE_USE_CPU": None}
     )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     return json.loads((folder / "history.json").read_text())
 
 
-def weights(folder: Path) -> dict[str, torch.Tensor]:
-    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    return {name: p.detach().clone() for name, p in model.named_parameters()}
+weights = final_weights
 
 
 @pytest.fixture(scope="module")
@@ -159,20 +145,9 @@ except TrainConfigError as err:
 
 def make_accelerator_says(config: dict, folder: Path, launcher: list[str], env: dict) -> str:
     """What make_accelerator's TrainConfigError says under this launcher and environment."""
-    (folder / "config.json").write_text(json.dumps(config))
-    (folder / "run.py").write_text(ERROR_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu", **env}
-    env = {key: value for key, value in env.items() if value is not None}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1]), env.get("PYTHONPATH", "")])
-    result = subprocess.run(
-        [*launcher, str(folder / "run.py"), str(folder / "config.json")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=folder,
+    result = run_train_script(
+        ERROR_SCRIPT, config, folder, launcher, [], {"DS_ACCELERATOR": "cpu", **env}
     )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     return result.stdout.strip().splitlines()[-1]
 
 

@@ -4,8 +4,6 @@ per-step losses and final weights for the same global batch, and a checkpoint th
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,8 +15,10 @@ pytest.importorskip("accelerate")
 pytest.importorskip("tokenizers")
 from safetensors import safe_open  # noqa: E402
 from train_fixtures import (  # noqa: E402
+    final_weights,
     from_pretrained,
     pretrained_tiny,
+    run_train_script,
     train_assets,
     train_config,
 )
@@ -48,43 +48,16 @@ if os.environ["RANK"] == "0":  # (train() ends the process group)
 """
 
 
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+
+
 def launch(config: dict, folder: Path) -> list[dict]:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(config))
-    (folder / "run.py").write_text(SCRIPT)
-    env = {
-        **os.environ,
-        "ACCELERATE_USE_CPU": "1",
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join(
-            [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
-        ),
-    }
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            str(folder / "run.py"),
-            str(folder / "config.json"),
-            str(folder / "history.json"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=folder,
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    history = str(folder / "history.json")
+    run_train_script(SCRIPT, config, folder, TORCHRUN, [history], {"ACCELERATE_USE_CPU": "1"})
     return json.loads((folder / "history.json").read_text())
 
 
-def weights(folder: Path) -> dict[str, torch.Tensor]:
-    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    return {name: p.detach().clone() for name, p in model.named_parameters()}
+weights = final_weights
 
 
 @pytest.fixture(scope="module")

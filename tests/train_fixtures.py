@@ -3,7 +3,9 @@ on its text, a tiny Llama config. Built once per test session (the cache below),
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,3 +165,42 @@ def from_pretrained(config: dict, model: Path) -> dict:
     """A train_config dict that loads ``model`` instead of building the tiny config."""
     config["model"] = {**config["model"], "name_or_path": str(model), "init_config": None}
     return config
+
+
+def run_train_script(
+    script: str,
+    config: dict,
+    folder: Path,
+    launcher: list[str],
+    args: list[str],
+    env: dict[str, str | None],
+) -> subprocess.CompletedProcess:
+    """``script`` (as run.py) with ``config`` (as config.json) under ``launcher`` in ``folder``,
+    one thread per process and this checkout on the path; ``env`` entries of None are unset.
+    Asserts a zero exit status, with the output's tail when not."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "run.py").write_text(script)
+    merged = {**os.environ, "OMP_NUM_THREADS": "1", **env}
+    merged = {key: value for key, value in merged.items() if value is not None}
+    merged["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).parents[1]), merged.get("PYTHONPATH", "")]
+    )
+    result = subprocess.run(
+        [*launcher, str(folder / "run.py"), str(folder / "config.json"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=merged,
+        cwd=folder,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return result
+
+
+def final_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """A saved model's parameters, in fp32."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
