@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 
 from bayling_data.filters.global_filter import KEY_SCHEMA, GlobalFilter, slot_masks
 from bayling_data.hashing import stable_hash, unit_interval
-from bayling_data.io.shards import SplitWriter
+from bayling_data.io.shards import SplitWriter, shard_rows
 from bayling_data.io.workdir import (
     ArrowSink,
     WorkDir,
@@ -675,7 +675,7 @@ def _run_write(job: Job, work: WorkDir, stages: Stages, legs: list[Leg]) -> dict
     them, so that write items on any number of workers give the same bytes."""
     plan = read_json(write_plan_path(work, job.split))
     per_shard, total = plan["rows_per_shard"], plan["total"]
-    start, end = min(total, job.shard * per_shard), min(total, job.end * per_shard)
+    start, end = shard_rows(total, per_shard, job.shard, job.end)
     pieces, offset = [], 0
     for name, rows in plan["buckets"]:
         lo, hi = max(start, offset), min(end, offset + rows)

@@ -235,7 +235,7 @@ class MixtureRows:
         column = _encoded(batch, name)
         lookup = np.asarray([index[v] for v in column.dictionary.to_pylist()], np.int64)
         positions = column.indices.to_numpy(zero_copy_only=False)
-        return lookup[positions] if len(lookup) else np.zeros(0, np.int64)
+        return lookup[positions]
 
 
 def _combinations(batch: pa.RecordBatch) -> Counter[tuple[str, str, str, str]]:

@@ -31,7 +31,13 @@ from bayling_data.executors import Executor, make_executor
 from bayling_data.executors.base import available_cores
 from bayling_data.executors.local import start_fork_server
 from bayling_data.filters import InstructionFilter, SegmentFilter, build_filter
-from bayling_data.io.shards import ShardInfo, finish_split, split_features, write_dataset_dict
+from bayling_data.io.shards import (
+    ShardInfo,
+    finish_split,
+    shard_rows,
+    split_features,
+    write_dataset_dict,
+)
 from bayling_data.io.staging import (
     MANIFEST_NAME,
     check_output_dir,
@@ -567,10 +573,8 @@ def _write_output(
     for marker in (work / "done").glob("write-*.done"):
         marker.unlink()  # an earlier attempt's output shards went with its staging folder
     everything = [job for split_jobs in jobs.values() for job in split_jobs]
-    sizes = [
-        min(rows[job.split], job.end * per_shard) - min(rows[job.split], job.shard * per_shard)
-        for job in everything
-    ]
+    ranges = [shard_rows(rows[job.split], per_shard, job.shard, job.end) for job in everything]
+    sizes = [end - start for start, end in ranges]
     _run_jobs(executor, work, everything, progress, "write", "rows", sizes)
     features = split_features(INSTRUCTION_SCHEMA)
     splits: dict[str, Any] = {}

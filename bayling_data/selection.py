@@ -48,7 +48,7 @@ class Cut:
         def mask(groups: np.ndarray, keys: np.ndarray) -> np.ndarray:
             inside = groups >= 0
             safe = np.where(inside, groups, 0)
-            threshold = self.threshold[safe] if len(self.threshold) else np.zeros(0, np.uint64)
+            threshold = self.threshold[safe]
             keep = inside & (keys < threshold)
             equal = np.flatnonzero(inside & (keys == threshold))
             if len(equal):
@@ -118,7 +118,7 @@ def _under_prefix(
 ) -> np.ndarray:
     """The rows of an open group whose key starts with the group's prefix."""
     safe = np.where(groups >= 0, groups, 0)
-    chosen = (groups >= 0) & (slot[safe] >= 0) if len(slot) else np.zeros(len(groups), bool)
+    chosen = (groups >= 0) & (slot[safe] >= 0)
     if depth:
         chosen &= (keys & _high_mask(depth)) == prefix[safe]
     return chosen

@@ -20,6 +20,7 @@ from train_fixtures import (  # noqa: E402
     final_weights,
     from_pretrained,
     pretrained_tiny,
+    resumed_from,
     run_train_script,
     train_assets,
     train_config,
@@ -55,9 +56,6 @@ def launch(config: dict, folder: Path) -> list[dict]:
     return json.loads((folder / "history.json").read_text())
 
 
-weights = final_weights
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     assets = train_assets(tmp_path_factory)
@@ -85,10 +83,10 @@ def test_zero3_steps_like_the_plain_loop(runs):
     for zero3, single in zip(history, plain.history, strict=True):
         assert zero3["batches"] == single["batches"]
         assert zero3["loss"] == pytest.approx(single["loss"], abs=1e-5)
-    expected = weights(out / "plain" / "run" / "final")
-    got = weights(out / "zero3" / "run" / "final")
+    expected = final_weights(out / "plain" / "run" / "final")
+    got = final_weights(out / "zero3" / "run" / "final")
     assert got.keys() == expected.keys()
-    start = weights(out / "model")
+    start = final_weights(out / "model")
     for name, tensor in got.items():
         # Each weight moved 2 x lr = 6e-3 (Adam); ZeRO-3 sums the gradients in another order
         # (flat partitions), which Adam's g / sqrt(v) magnifies where a gradient is ~0: a few
@@ -101,13 +99,7 @@ def test_a_zero3_checkpoint_resumes(runs, tmp_path):
     out, history, _, zero3 = runs
     checkpoint = out / "zero3" / "run" / "checkpoints" / "step-00000001"
     assert (checkpoint / "pytorch_model" / "zero_pp_rank_0_mp_rank_00_model_states.pt").is_file()
-    resumed = json.loads(json.dumps(zero3))
-    resumed["output"] = {
-        **zero3["output"],
-        "dir": str(tmp_path / "run"),
-        "save_steps": None,
-        "resume_from": str(checkpoint),
-    }
+    resumed = resumed_from(zero3, checkpoint, tmp_path / "run")
     again = launch(resumed, tmp_path)
     assert [e["step"] for e in again] == [2]
     assert again[0]["batches"] == history[1]["batches"]

@@ -18,6 +18,7 @@ from train_fixtures import (  # noqa: E402
     final_weights,
     from_pretrained,
     pretrained_tiny,
+    resumed_from,
     run_train_script,
     train_assets,
     train_config,
@@ -57,9 +58,6 @@ def launch(config: dict, folder: Path) -> list[dict]:
     return json.loads((folder / "history.json").read_text())
 
 
-weights = final_weights
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     assets = train_assets(tmp_path_factory)
@@ -97,8 +95,8 @@ def runs(tmp_path_factory):
 
 def test_fsdp2_updates_the_sharded_weights(runs):
     out, *_ = runs
-    before = weights(out / "model")
-    after = weights(out / "fsdp" / "run" / "final")
+    before = final_weights(out / "model")
+    after = final_weights(out / "fsdp" / "run" / "final")
     assert before.keys() == after.keys()
     changed = [name for name in before if not torch.equal(before[name], after[name])]
     # Every layer's matrices and norms moved (embeddings: only the rows of tokens seen).
@@ -111,8 +109,8 @@ def test_fsdp2_on_two_ranks_matches_one_process(runs):
     for sharded, single in zip(fsdp_history, single_history, strict=True):
         assert sharded["loss"] == pytest.approx(single["loss"], abs=1e-5)
     assert fsdp_history[-1]["eval_loss"] == pytest.approx(single_history[-1]["eval_loss"], abs=1e-5)
-    single_weights = weights(out / "single" / "run" / "final")
-    for name, tensor in weights(out / "fsdp" / "run" / "final").items():
+    single_weights = final_weights(out / "single" / "run" / "final")
+    for name, tensor in final_weights(out / "fsdp" / "run" / "final").items():
         torch.testing.assert_close(tensor, single_weights[name], atol=1e-5, rtol=0, msg=name)
 
 
@@ -123,19 +121,13 @@ def test_an_fsdp2_checkpoint_resumes_to_the_same_step(runs, tmp_path):
     # Sharded: torch.distributed.checkpoint wrote one file per rank.
     shards = sorted(p.name for p in (checkpoint / "pytorch_model_fsdp_0").glob("*.distcp"))
     assert shards == ["__0_0.distcp", "__1_0.distcp"]
-    resumed = json.loads(json.dumps(sharded))
-    resumed["output"] = {
-        **sharded["output"],
-        "dir": str(tmp_path / "run"),
-        "save_steps": None,
-        "resume_from": str(checkpoint),
-    }
+    resumed = resumed_from(sharded, checkpoint, tmp_path / "run")
     history = launch(resumed, tmp_path)
     assert [e["step"] for e in history] == [3]
     assert history[0]["batches"] == fsdp_history[2]["batches"]
     assert history[0]["loss"] == pytest.approx(fsdp_history[2]["loss"], abs=1e-6)
-    straight = weights(out / "fsdp" / "run" / "final")
-    for name, tensor in weights(tmp_path / "run" / "final").items():
+    straight = final_weights(out / "fsdp" / "run" / "final")
+    for name, tensor in final_weights(tmp_path / "run" / "final").items():
         torch.testing.assert_close(tensor, straight[name], atol=1e-6, rtol=0, msg=name)
 
 
@@ -162,7 +154,7 @@ def test_bf16_fsdp2_with_activation_checkpointing(runs, tmp_path):
     with safe_open(final / "model.safetensors", "pt") as saved:
         assert {saved.get_tensor(name).dtype for name in saved.keys()} == {torch.bfloat16}  # noqa: SIM118
     model = transformers.AutoModelForCausalLM.from_pretrained(final, dtype=torch.bfloat16)
-    before = weights(out / "model")
+    before = final_weights(out / "model")
     after = {name: p.detach().float() for name, p in model.named_parameters()}
     assert all(not torch.equal(before[name].bfloat16().float(), after[name]) for name in before)
 

@@ -204,3 +204,15 @@ def final_weights(folder: Path) -> dict[str, torch.Tensor]:
 
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+def resumed_from(config: dict, checkpoint: Path, out: Path) -> dict:
+    """The config, writing to ``out`` and resuming from ``checkpoint`` (no more checkpoints)."""
+    resumed = json.loads(json.dumps(config))
+    resumed["output"] = {
+        **config["output"],
+        "dir": str(out),
+        "save_steps": None,
+        "resume_from": str(checkpoint),
+    }
+    return resumed

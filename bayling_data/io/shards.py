@@ -120,6 +120,11 @@ def _tight(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
 
 
+def shard_rows(total_rows: int, rows_per_shard: int, first: int, end: int) -> tuple[int, int]:
+    """The split's rows (first, end) that its shards ``first`` to ``end`` (exclusive) hold."""
+    return min(total_rows, first * rows_per_shard), min(total_rows, end * rows_per_shard)
+
+
 class SplitWriter:
     """Writes one split as ``data-XXXXX-of-NNNNN.arrow`` shards plus the ``datasets`` metadata,
     from tables handed over in order (a split never needs to be in memory whole).
@@ -145,9 +150,8 @@ class SplitWriter:
         self.schema, self.features = _hf_schema(schema)
         self.rows_per_shard = rows_per_shard
         self.total_rows = total_rows
-        self.expected_rows = min(total_rows, self.end_shard * rows_per_shard) - min(
-            total_rows, self.first_shard * rows_per_shard
-        )
+        start, end = shard_rows(total_rows, rows_per_shard, self.first_shard, self.end_shard)
+        self.expected_rows = end - start
         self.shards: list[ShardInfo] = []
         self._pending: list[pa.Table] = []
         self._pending_rows = 0

@@ -335,7 +335,7 @@ class VllmGenerator:
 
     def __init__(self, model: str, dtype: str, max_new_tokens: int):
         from transformers import AutoTokenizer
-        from vllm import LLM, SamplingParams
+        from vllm import LLM
 
         folder = resolve_model(model)
         try:
@@ -344,14 +344,17 @@ class VllmGenerator:
         except (OSError, ValueError) as err:
             first_line = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
             raise EvalError(f"{model}: cannot load the model in vLLM: {first_line}") from None
-        self._params = SamplingParams
         self.max_new_tokens = max_new_tokens
 
     def generate(self, chat_template: str, prompts: list[str]) -> list[str]:
+        from vllm import SamplingParams
+
         from bayling_data.train.chat_templates import render, stop_token_ids
 
         stops = stop_token_ids(self.tokenizer, chat_template)
-        params = self._params(temperature=0.0, max_tokens=self.max_new_tokens, stop_token_ids=stops)
+        params = SamplingParams(
+            temperature=0.0, max_tokens=self.max_new_tokens, stop_token_ids=stops
+        )
         requests = [
             {
                 "prompt_token_ids": self.tokenizer(
