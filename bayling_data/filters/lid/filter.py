@@ -25,7 +25,6 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import xxhash
 from pydantic import Field, field_validator, model_validator
 
 from bayling_data.config import StrictModel, resolve_code
@@ -33,11 +32,11 @@ from bayling_data.filters.base import SegmentFilter
 from bayling_data.filters.lid.backends import (
     DISTINCT_MIN_SHARE,
     WEIGHTS,
-    FastTextBackend,
+    Answers,
     LidBackend,
-    Prediction,
     ScriptBackend,
     code_rows,
+    expected_probability,
     extra_scripts,
     languages_match,
     make_backend,
@@ -51,7 +50,8 @@ from bayling_data.languages import Language, registry
 
 log = logging.getLogger(__name__)
 
-# Answers the model's memo keeps (a 64-bit key and a short list each: about 20 MB when full).
+# Answers the model's memo keeps (a key and a row of TOP_K label numbers and probabilities each:
+# about 15 MB when full).
 MEMO_SIZE = 200_000
 
 ShortRule = Literal["script", "keep", "lid"]
@@ -73,9 +73,46 @@ TOP_K = 5
 MIN_KEPT_PROB = 0.01
 
 
-def kept_answers(prediction: Prediction) -> Prediction:
-    """The top answer and the next ones of at least :data:`MIN_KEPT_PROB`."""
-    return prediction[:1] + [item for item in prediction[1:] if item[1] >= MIN_KEPT_PROB]
+class AnswerMemo:
+    """The model's answers to texts met before, in one worker: a dict from a text's hash to a
+    row of two growing arrays (label numbers and probabilities). Emptied when it would pass
+    ``size`` rows; answers only, so emptying it changes nothing but the model's calls.
+
+    Keys are Python's own ``hash`` of the text (64 bits, cached on the string, per process like
+    the memo itself): no encoding and no call per text.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self.rows: dict[int, int] = {}
+        self.ids = np.zeros((0, TOP_K), np.int16)
+        self.probs = np.zeros((0, TOP_K), np.float64)
+        self.used = 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def clear(self) -> None:
+        self.rows = {}
+        self.used = 0
+
+    def find(self, keys: np.ndarray) -> np.ndarray:
+        """Each key's row, -1 where the memo has none."""
+        rows = self.rows
+        return np.fromiter((rows.get(key, -1) for key in keys.tolist()), np.int64, len(keys))
+
+    def add(self, keys: np.ndarray, answers: Answers) -> None:
+        if self.used + len(keys) > self.size:
+            self.clear()
+        end = self.used + len(keys)
+        if end > len(self.ids):  # grow by doubling, up to what one batch past size needs
+            capacity = max(end, min(2 * len(self.ids), self.size), 1024)
+            self.ids = np.resize(self.ids, (capacity, TOP_K))
+            self.probs = np.resize(self.probs, (capacity, TOP_K))
+        self.ids[self.used : end] = answers.ids
+        self.probs[self.used : end] = answers.probs
+        self.rows.update(zip(keys.tolist(), range(self.used, end), strict=True))
+        self.used = end
 
 
 @dataclass
@@ -87,7 +124,7 @@ class Observation:
     script_share: np.ndarray
     signature_share: np.ndarray
     wrong_script: np.ndarray
-    labels: list[str | None]
+    labels: np.ndarray  # object: the top answer's code, or None
     probs: np.ndarray
     consistent: np.ndarray
     expected_prob: np.ndarray
@@ -199,7 +236,7 @@ class LanguageIdFilter(SegmentFilter):
         self._table: CalibrationTable | None = None
         self._script = ScriptBackend()
         self._counters: dict[str, Counter[str]] = {}
-        self._memo: dict[int, Prediction] = {}
+        self._memo: AnswerMemo | None = None
         self._rules: dict[str, ColumnRule | None] = {}
         self.memo_size = MEMO_SIZE
         self.model_calls = 0  # texts the model ran on (the memo answered the rest)
@@ -220,7 +257,7 @@ class LanguageIdFilter(SegmentFilter):
 
     def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()
-        state["_memo"] = {}
+        state["_memo"] = None
         state["_rules"] = {}
         if not isinstance(self.backend_spec, LidBackend):
             state["_backend"] = None
@@ -344,13 +381,13 @@ class LanguageIdFilter(SegmentFilter):
         lang: str,
         *,
         letters: tuple[np.ndarray, np.ndarray] | None = None,
-        answers: list[Prediction] | None = None,
+        answers: Answers | None = None,
     ) -> Observation:
         """What :meth:`score` records, as numpy arrays over the given texts (all present): the
         same path serves the filter and the calibration of its rules, which judges the same
         texts in every column and passes their letter counts and model answers in (``letters``
-        as :meth:`ScriptBackend.letter_and_upper_counts` gives them, ``answers`` one per
-        text)."""
+        as :meth:`ScriptBackend.letter_and_upper_counts` gives them, ``answers`` as
+        :meth:`_predict` does, one row per text)."""
         self._ensure_ready()
         expected = registry().resolve(lang)
         n = len(strings)
@@ -360,7 +397,7 @@ class LanguageIdFilter(SegmentFilter):
         sig_share = self._script.share(counts, signature) if signature else np.full(n, np.nan)
         # Short in characters, a Han character, kana or Hangul syllable counting two.
         syllabic = (counts * (WEIGHTS - 1).clip(min=0)).sum(axis=1)
-        length = np.array([len(s.strip()) for s in strings], dtype=np.int64) + syllabic
+        length = np.fromiter(map(len, map(str.strip, strings)), np.int64, count=n) + syllabic
         short = length < self.short_chars
         routes = np.full(n, "lid", dtype=object)
         if self.short == "script":
@@ -371,17 +408,15 @@ class LanguageIdFilter(SegmentFilter):
             routes[short] = "short-kept"
         wrong = self._wrong_script(routes, share, sig_share)
         ask = np.flatnonzero((routes == "lid") & ~wrong & (counts.sum(axis=1) > 0))
-        labels: list[str | None] = [None] * n
+        labels = np.full(n, None, dtype=object)
         probs = np.full(n, np.nan)
         expected_prob = np.full(n, np.nan)
         consistent = np.zeros(n, bool)
         if answers is None:
-            predictions = self._predict([strings[i] for i in ask], upper[ask], counts[ask])
+            asked = self._predict([strings[i] for i in ask.tolist()], upper[ask], counts[ask])
         else:
-            predictions = [kept_answers(answers[i]) for i in ask.tolist()]
-        self._read_answers(
-            expected, counts, ask, predictions, labels, probs, consistent, expected_prob
-        )
+            asked = answers.take(ask).kept(MIN_KEPT_PROB)
+        self._read_answers(expected, counts, ask, asked, labels, probs, consistent, expected_prob)
         return Observation(
             routes, share, sig_share, wrong, labels, probs, consistent, expected_prob
         )
@@ -391,84 +426,74 @@ class LanguageIdFilter(SegmentFilter):
         expected: Language,
         counts: np.ndarray,
         ask: np.ndarray,
-        predictions: list[Prediction],
-        labels: list[str | None],
+        answers: Answers,
+        labels: np.ndarray,
         probs: np.ndarray,
         consistent: np.ndarray,
         expected_prob: np.ndarray,
     ) -> None:
-        """Fill the per-text answer columns in place from the model's answers for ``ask``.
-
-        Column-wise where it pays: the script check runs once per distinct top label over its
-        rows' letter counts (most labels add no script, so most rows need none); the sums of
-        p(expected language) stay a comprehension (one to three answers a text)."""
+        """Fill the per-text answer columns in place from the model's answers for ``ask``,
+        column-wise: the script check runs once per distinct top label over its rows' letter
+        counts (most labels add no script, so most rows need none)."""
         own = script_letters(expected.script)
-        code = expected.code
-        answered = [j for j, prediction in enumerate(predictions) if prediction]
-        if not answered:
+        answered = np.flatnonzero(answers.ids[:, 0] >= 0) if len(answers) else ask[:0]
+        if not len(answered):
             return
+        answers = answers.take(answered)
         rows = ask[answered]
-        top = [predictions[j][0] for j in answered]
-        top_labels = [label for label, _ in top]
-        top_probs = np.array([prob for _, prob in top], dtype=float)
-        row_list = rows.tolist()
-        for i, label in zip(row_list, top_labels, strict=True):
-            labels[i] = label
+        top_ids = answers.ids[:, 0]
+        top_probs = answers.probs[:, 0]
+        labels[rows] = answers.top_codes()
         probs[rows] = top_probs
-        by_label: dict[str, list[int]] = {}
-        for j, label in enumerate(top_labels):
-            by_label.setdefault(label, []).append(j)
         fits = np.ones(len(rows), dtype=bool)
         han_evidence = np.zeros(len(rows), dtype=bool)
-        for label, where in by_label.items():
+        numbers, which = np.unique(top_ids, return_inverse=True)
+        for index, number in enumerate(numbers.tolist()):
+            label = answers.codes[number]
             extra = extra_scripts(label, own)
             if extra:
+                where = np.flatnonzero(which == index)
                 share = self._script.share(counts[rows[where]], extra)
                 fits[where] = share >= DISTINCT_MIN_SHARE
                 han_evidence[where] = _shares_letters(label, own)
         consistent[rows] = fits
-        sums = np.array(
-            [
-                sum(p for other, p in predictions[j] if languages_match(other, code))
-                for j in answered
-            ],
-            dtype=float,
-        )
+        sums = expected_probability(answers, expected.code)
         # "Japanese" for kanji without kana is Han text: evidence for a Han column.
         boost = ~fits & han_evidence
         sums[boost] += top_probs[boost]
         expected_prob[rows] = sums
 
-    def _predict(self, texts: list[str], upper: np.ndarray, counts: np.ndarray) -> list[Prediction]:
-        """The model's answers for each text (:func:`kept_answers`), run once per distinct text:
-        a text met before (in this batch or an earlier one of this worker) is answered from a
-        memo of up to :attr:`memo_size` answers, keyed by the text's 64-bit hash."""
-        keys = [xxhash.xxh3_64_intdigest(text.encode("utf-8")) for text in texts]
+    def _predict(self, texts: list[str], upper: np.ndarray, counts: np.ndarray) -> Answers:
+        """The model's answers for each text (the top one and the next ones of at least
+        :data:`MIN_KEPT_PROB`, :data:`TOP_K` at most), run once per distinct text: a text met
+        before (in this batch or an earlier one of this worker) is answered from the memo of up
+        to :attr:`memo_size` answers."""
+        backend = self.backend
         memo = self._memo
-        known: dict[int, Prediction] = {}
-        missing: dict[int, int] = {}
-        for index, key in enumerate(keys):
-            if key in memo:
-                known[key] = memo[key]
-            elif key not in missing:
-                missing[key] = index
-        if missing:
-            rows = np.fromiter(missing.values(), dtype=np.int64, count=len(missing))
-            asked = [texts[i] for i in rows.tolist()]
-            backend = self.backend
-            if isinstance(backend, FastTextBackend):
-                shouting = mostly_upper(upper[rows], counts[rows].sum(axis=1))
-                # The backend leaves out what kept_answers would, before making any tuple.
-                answers = backend.predict(asked, k=TOP_K, shouting=shouting, min_prob=MIN_KEPT_PROB)
-            else:
-                answers = list(map(kept_answers, backend.predict(asked, k=TOP_K)))
-            fresh = dict(zip(missing, answers, strict=True))
-            if len(memo) + len(fresh) > self.memo_size:
-                memo.clear()
-            memo.update(fresh)
-            known.update(fresh)
+        if memo is None or memo.size != self.memo_size:
+            memo = self._memo = AnswerMemo(self.memo_size)
+        keys = np.fromiter(map(hash, texts), np.int64, count=len(texts))
+        distinct, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        found = memo.find(distinct)
+        ids = np.full((len(distinct), TOP_K), -1, np.int16)
+        probs = np.zeros((len(distinct), TOP_K))
+        known = found >= 0
+        ids[known] = memo.ids[found[known]]
+        probs[known] = memo.probs[found[known]]
+        missing = np.flatnonzero(~known)
+        if len(missing):
+            rows = first[missing]
+            fresh = backend.predict_answers(
+                [texts[i] for i in rows.tolist()],
+                k=TOP_K,
+                shouting=mostly_upper(upper[rows], counts[rows].sum(axis=1)),
+                min_prob=MIN_KEPT_PROB,
+            )
+            ids[missing] = fresh.ids
+            probs[missing] = fresh.probs
+            memo.add(distinct[missing], fresh)
         self.model_calls += len(missing)
-        return [known[key] for key in keys]
+        return Answers(ids[inverse], probs[inverse], backend.codes)
 
     def _wrong_script(self, routes: np.ndarray, share: np.ndarray, sig: np.ndarray) -> np.ndarray:
         """Too few letters in the language's script, or (unless short) none of its signature
