@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import xxhash
 
 from bayling_data.filters.global_filter import KEY_SCHEMA, GlobalFilter, slot_masks
-from bayling_data.hashing import stable_hash, unit_interval
+from bayling_data.hashing import hash_prefix, unit_interval
 from bayling_data.io.shards import SplitWriter, shard_rows
 from bayling_data.io.workdir import (
     ArrowSink,
@@ -535,8 +536,13 @@ def _run_route(job: Job, work: WorkDir, stages: Stages, legs: list[Leg]) -> dict
             if table.num_rows == 0:
                 continue
             if recipe.output.shuffle:
+                # stable_hash(seed, "order", id), its leading parts joined once.
+                prefix = hash_prefix(recipe.seed, "order")
                 order = np.fromiter(
-                    (stable_hash(recipe.seed, "order", i) for i in table.column("id").to_pylist()),
+                    (
+                        xxhash.xxh3_64_intdigest((prefix + i).encode())
+                        for i in table.column("id").to_pylist()
+                    ),
                     dtype=np.uint64,
                     count=table.num_rows,
                 )

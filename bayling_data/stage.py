@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -43,14 +44,22 @@ class StageStats:
         """Count rows per key value; ``reasons`` holds why each dropped row went (null: kept)."""
         if len(keys) == 0:
             return
-        table = pa.table({"key": keys, "reason": pc.fill_null(reasons, "")})
-        grouped = table.group_by(["key", "reason"]).aggregate([("reason", "count")])
-        for key, reason, n in zip(
-            grouped["key"].to_pylist(),
-            grouped["reason"].to_pylist(),
-            grouped["reason_count"].to_pylist(),
-            strict=True,
-        ):
+        # Dictionary codes and one bincount: an Arrow group_by costs about a millisecond a call
+        # to start, and filters count every batch (a tenth of a second of the bible pair build).
+        key_codes = pc.dictionary_encode(keys, null_encoding="encode")
+        reason_codes = pc.dictionary_encode(pc.fill_null(reasons, ""))
+        width = len(reason_codes.dictionary)
+        cells = key_codes.indices.to_numpy().astype(np.int64) * width
+        cells += reason_codes.indices.to_numpy()
+        counted = np.bincount(cells)
+        key_names = key_codes.dictionary.to_pylist()
+        reason_names = reason_codes.dictionary.to_pylist()
+        for cell in np.flatnonzero(counted).tolist():
+            key, reason, n = (
+                key_names[cell // width],
+                reason_names[cell % width],
+                int(counted[cell]),
+            )
             if reason:
                 self.count(key, n, n, {reason: n})
             else:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 from pydantic import Field, field_validator
 
@@ -232,12 +233,46 @@ def full(out: dict[str, list[object]]) -> bool:
     return len(out["id"]) >= CHUNK_ROWS
 
 
-def flush(out: dict[str, list[object]]) -> pa.RecordBatch:
-    """The rows gathered in ``out`` as a batch; ``out`` is emptied."""
-    batch = pa.RecordBatch.from_pydict(out, schema=WORK_INSTRUCTION_SCHEMA)
+def flush(out: dict[str, list[object]], messages: pa.Array | None = None) -> pa.RecordBatch:
+    """The rows gathered in ``out`` as a batch; ``out`` is emptied. ``messages``: the messages
+    column made already (:func:`single_turn_messages`), for a task that leaves ``out``'s empty."""
+    columns: dict[str, object] = out if messages is None else {**out, "messages": messages}
+    batch = pa.RecordBatch.from_pydict(columns, schema=WORK_INSTRUCTION_SCHEMA)
     for values in out.values():
         values.clear()
     return batch
+
+
+def single_turn_messages(
+    prompts: Sequence[str], answers: Sequence[str], systems: Sequence[str | None] | None = None
+) -> pa.Array:
+    """The messages column of single-turn rows (a system message where ``systems`` has one, the
+    user's prompt, the answer) built from flat columns: Arrow made 61k rows' messages from
+    dicts in 0.1 s, from these arrays in a few milliseconds."""
+    n = len(prompts)
+    with_system = (
+        np.fromiter((text is not None for text in systems), bool, count=n)
+        if systems is not None
+        else np.zeros(n, bool)
+    )
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(2 + with_system, out=offsets[1:])
+    contents = np.empty(offsets[-1], dtype=object)
+    roles = np.empty(offsets[-1], dtype=object)
+    user = offsets[:-1] + with_system
+    contents[user], roles[user] = prompts, "user"
+    contents[user + 1], roles[user + 1] = answers, "assistant"
+    if with_system.any():
+        assert systems is not None
+        where = offsets[:-1][with_system]
+        contents[where] = [text for text in systems if text is not None]
+        roles[where] = "system"
+    message_type = WORK_INSTRUCTION_SCHEMA.field("messages").type.value_type
+    entries = pa.StructArray.from_arrays(
+        [pa.array(roles, pa.string()), pa.array(contents, pa.string())],
+        fields=list(message_type),
+    )
+    return pa.ListArray.from_arrays(pa.array(offsets), entries)
 
 
 class ItemTask(Stage):

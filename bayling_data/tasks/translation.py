@@ -36,6 +36,7 @@ from bayling_data.tasks.base import (
     checked_choices,
     flush,
     new_columns,
+    single_turn_messages,
 )
 from bayling_data.tasks.templates import (
     SYSTEM_PROMPTS,
@@ -49,6 +50,9 @@ DIRECTIONS = ("to_pivot", "from_pivot", "between_pivots")
 Direction = Literal["to_pivot", "from_pivot", "between_pivots"]
 
 TEMPLATE_SPEC = declare_templates("translation", {"src_name", "tgt_name", "src_text"})
+# A template with the language names filled in: (text before src_text, text after, template id)
+# where src_text is all that is left to fill, else the partial template.
+FilledTemplate = tuple[str, str, str] | Template
 
 
 class TranslationTaskConfig(TaskFields):
@@ -185,24 +189,26 @@ class TranslationTask(LanguagesMixin, SegmentTask):
     def rows(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
         # One loop over segments x pairs, appending straight to the column lists: the hashes of
         # a row share their leading parts (prefixed_hash), and the loop avoids a call a column
-        # (about half the time of the plain version on the bible pair, same bytes).
+        # (about half the time of the plain version on the bible pair, same bytes). Where
+        # prompt() is this class's own, the template pick and render are inlined too, and the
+        # messages column is built from the prompts at the end (single_turn_messages).
         pairs = self.pairs(segment_languages(batch))
         columns = {name: batch.column(name).to_pylist() for name in batch.schema.names}
         corpora, splits, segments = columns["corpus"], columns["split"], columns["segment_id"]
         name, gate, sep = self.name, self.gate, "\x1f"
         mix_prefix = gate.prefix
+        # The gate lets every row in unless it keeps a census or has limits to apply.
+        admit = gate.admit if gate.census or gate.limits is not None else None
         prompt_prefix = hash_prefix(self.seed, "prompt")
+        template_prefix = hash_prefix(self.seed, "template")
+        own_prompt = type(self).prompt is TranslationTask.prompt
+        with_system = self.system_prompt > 0
         choose_language = WeightedChoice(self.prompt_languages)
         two_64 = float(1 << 64)
         digest = xxhash.xxh3_64_intdigest
         row_digest = xxhash.xxh3_128_hexdigest
         out = new_columns()
-        ids, messages_out, tasks, directions = (
-            out["id"],
-            out["messages"],
-            out["task"],
-            out["direction"],
-        )
+        ids, tasks, directions = out["id"], out["task"], out["direction"]
         src_langs, tgt_langs, prompt_langs = out["src_lang"], out["tgt_lang"], out["prompt_lang"]
         template_ids, corpus_out, split_out = (
             out["template_id"],
@@ -211,6 +217,10 @@ class TranslationTask(LanguagesMixin, SegmentTask):
         )
         segment_out, src_out, tgt_out = out["source_segment_id"], out["src_text"], out["tgt_text"]
         keys = out["mix_key"]
+        prompts: list[str] = []
+        systems: list[str | None] = []
+        # Per direction and prompt language, in pick()'s order.
+        filled: dict[tuple[str, str, str], list[FilledTemplate]] = {}
         plan = [(src, tgt, f"{src}-{tgt}", join_parts("", src, tgt)) for src, tgt in pairs]
         for row in range(batch.num_rows):
             corpus, split, segment = corpora[row], splits[row], segments[row]
@@ -221,32 +231,50 @@ class TranslationTask(LanguagesMixin, SegmentTask):
                     continue
                 record_text = head + tail
                 key = digest((mix_prefix + record_text).encode("utf-8"))
-                if not gate.admit(key, src, tgt, direction):
+                if admit is not None and not admit(key, src, tgt, direction):
                     continue
                 prompt_lang = choose_language(
                     digest((prompt_prefix + record_text).encode("utf-8")) / two_64
                 )
                 record = (corpus, split, segment, src, tgt)
-                made = self.prompt(src, tgt, src_text, tgt_text, prompt_lang, record, record_text)
-                if made is None:
-                    continue
-                prompt, template_id = made
-                messages = [
-                    {"role": "user", "content": prompt},
-                    {"role": "assistant", "content": tgt_text},
-                ]
-                system = self.system_message(src, tgt, prompt_lang, record, record_text)
+                if own_prompt:
+                    choices = filled.get((src, tgt, prompt_lang))
+                    if choices is None:
+                        choices = filled[(src, tgt, prompt_lang)] = self._filled(
+                            src, tgt, prompt_lang
+                        )
+                    choice = choices[
+                        digest((template_prefix + record_text).encode("utf-8")) % len(choices)
+                    ]
+                    if isinstance(choice, tuple):
+                        before, after, template_id = choice
+                        prompt = before + src_text + after
+                    else:
+                        prompt, template_id = choice.render(src_text=src_text), choice.id
+                else:
+                    made = self.prompt(
+                        src, tgt, src_text, tgt_text, prompt_lang, record, record_text
+                    )
+                    if made is None:
+                        continue
+                    prompt, template_id = made
+                system = (
+                    self.system_message(src, tgt, prompt_lang, record, record_text)
+                    if with_system
+                    else None
+                )
                 if system is None:
                     row_id = row_digest(f"{name}{sep}{prompt}{sep}{tgt_text}".encode())
+                    systems.append(None)
                 else:
                     system_id, system_text = system
                     template_id = f"{template_id}+{system_id}"
-                    messages.insert(0, {"role": "system", "content": system_text})
+                    systems.append(system_text)
                     row_id = row_digest(
                         f"{name}{sep}{system_text}{sep}{prompt}{sep}{tgt_text}".encode()
                     )
                 ids.append(row_id)
-                messages_out.append(messages)
+                prompts.append(prompt)
                 tasks.append(name)
                 directions.append(direction)
                 src_langs.append(src)
@@ -260,9 +288,33 @@ class TranslationTask(LanguagesMixin, SegmentTask):
                 tgt_out.append(tgt_text)
                 keys.append(key)
             if len(ids) >= CHUNK_ROWS:
-                yield flush(out)
+                yield self._flush(out, prompts, systems)
         if ids:
-            yield flush(out)
+            yield self._flush(out, prompts, systems)
+
+    def _filled(
+        self, src: str, tgt: str, prompt_lang: str
+    ) -> list[tuple[str, str, str] | Template]:
+        """The prompt language's templates with both names filled in (what :meth:`prompt`
+        renders), in the order :meth:`pick` picks from."""
+        out: list[FilledTemplate] = []
+        for template in self.templates.for_language(prompt_lang):
+            named = template.partial(**self.names(src, tgt, prompt_lang))
+            pieces = named.pieces
+            if len(pieces) == 2 and pieces[0][1] == "src_text" and pieces[1][1] is None:
+                out.append((pieces[0][0], pieces[1][0], template.id))
+            else:
+                out.append(named)
+        return out
+
+    @staticmethod
+    def _flush(
+        out: dict[str, list[object]], prompts: list[str], systems: list[str | None]
+    ) -> pa.RecordBatch:
+        messages = single_turn_messages(prompts, out["tgt_text"], systems)  # type: ignore[arg-type]
+        prompts.clear()
+        systems.clear()
+        return flush(out, messages)
 
     @classmethod
     def from_config(cls, config: TranslationTaskConfig, context: TaskContext) -> TranslationTask:
