@@ -14,7 +14,8 @@
 
 Each build runs as ``bayling-data build`` in a child process; peak memory is the proportional set
 size (PSS) of the whole process tree (driver, fork server, workers; shared pages counted once) and
-of its largest process, sampled every 50 ms from /proc. Nothing here is asserted by a test.
+of its largest process, sampled every 50 ms from /proc. bayling-data's bytecode is written
+first (``package_bytecode.py``). Nothing here is asserted by a test.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from package_bytecode import compile_package
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -173,6 +176,7 @@ def main() -> None:
         return
     if not (FLORES / "dev").is_dir():
         raise SystemExit(f"no Flores-200 dev files at {FLORES}")
+    compile_package()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         if args.only in (None, "pivot"):

@@ -23,7 +23,7 @@ Contenders (interleaved, best of ``--reps`` by wall time):
   direction (de->en) and writing shuffled Arrow shards included.
 
 Peak memory is the largest proportional set size (PSS) of the whole process tree (driver, fork
-server and workers; shared pages counted once), sampled every 50 ms from /proc. "LID share" is the
+server and workers; shared pages counted once), sampled every 0.5 s from /proc. "LID share" is the
 language-ID stage's seconds over all workers' busy time.
 """
 
@@ -39,6 +39,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from package_bytecode import compile_package
 
 HERE = Path(__file__).resolve().parent
 PEERS = HERE.parent.parent / "shared" / "peer-bench"
@@ -99,17 +101,27 @@ def tree_pss(root: int) -> int:
 
 def timed(command: list[str]) -> dict[str, object]:
     """Wall seconds, peak tree RSS and stdout of a command."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    while process.poll() is None:
-        peak = max(peak, tree_pss(process.pid))
-        # Reading every process's smaps_rollup walks its page tables: at 50 ms that took about a
-        # fifth of a core, from the 2-worker build more than from the 1-worker one (which leaves
-        # a core idle). Peaks last seconds (a phase's working set), so 0.5 s finds them.
-        time.sleep(0.5)
-    stdout, stderr = process.communicate()
-    wall = time.perf_counter() - started
+    # Output goes to files, not pipes: a child that filled a pipe would block until read.
+    with tempfile.TemporaryFile("w+") as out_file, tempfile.TemporaryFile("w+") as err_file:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out_file, stderr=err_file, text=True)
+        peak = 0
+        while True:
+            peak = max(peak, tree_pss(process.pid))
+            # Reading every process's smaps_rollup walks its page tables: at 50 ms that took
+            # about a fifth of a core, from the 2-worker build more than from the 1-worker one
+            # (which leaves a core idle). Peaks last seconds (a phase's working set), so 0.5 s
+            # finds them. The wait returns the moment the command ends: a sleep here rounded
+            # every wall time up to the next half second.
+            try:
+                process.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        wall = time.perf_counter() - started
+        out_file.seek(0)
+        err_file.seek(0)
+        stdout, stderr = out_file.read(), err_file.read()
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{stderr[-2000:]}")
     return {"wall": wall, "rss_mb": peak / 2**20, "stdout": stdout}
@@ -192,6 +204,7 @@ def main() -> None:
         build_once(args.build_once[0], int(args.build_once[1]), args.build_once[2])
         return
 
+    compile_package()
     work = Path(os.environ.get("PEER_BENCH", "/tmp/peer-bench"))
     peer_python = work / "venv" / "bin" / "python"
     peers = peer_python.exists() and (work / "venv" / "bin" / "opusfilter").exists()
