@@ -45,10 +45,13 @@ class DedupConfig(StrictModel):
 
 def _first_seen(keys: np.ndarray, seen: set[int]) -> np.ndarray:
     """True for each key not seen before (in ``seen`` or earlier in ``keys``); updates ``seen``."""
-    fresh = np.empty(len(keys), dtype=bool)
-    for index, key in enumerate(keys.tolist()):
-        fresh[index] = key not in seen
-        seen.add(key)
+    # Each distinct key of the batch looked up once, at its first position (np.unique keeps
+    # the first index of each): the set is asked per distinct key, not per row.
+    distinct, first = np.unique(keys, return_index=True)
+    fresh = np.zeros(len(keys), dtype=bool)
+    values = distinct.tolist()
+    fresh[first[[key not in seen for key in values]]] = True
+    seen.update(values)
     return fresh
 
 

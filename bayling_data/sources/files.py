@@ -29,8 +29,22 @@ import pyarrow as pa
 
 from bayling_data.errors import CorpusError
 
+try:  # ISA-L's gzip reader: 3.3x the gzip module's on the bible pair, the same bytes and errors
+    from isal import igzip as gzip_reader
+    from isal.igzip_lib import IsalError
+except ImportError:  # a platform without its wheel: the standard library's
+    gzip_reader = gzip  # type: ignore[assignment]
+    IsalError = zlib.error  # type: ignore[assignment, misc]
+
 COMPRESSED_SUFFIXES = (".gz", ".xz", ".bz2")
-DECOMPRESSION_ERRORS = (EOFError, OSError, lzma.LZMAError, zlib.error, zipfile.BadZipFile)
+DECOMPRESSION_ERRORS = (
+    EOFError,
+    OSError,
+    lzma.LZMAError,
+    zlib.error,
+    IsalError,
+    zipfile.BadZipFile,
+)
 # The longest line a line-based reader accepts, in bytes without its line end. The longest real
 # segments (whole paragraphs, documents on one line) are tens of KB; 1 MiB leaves a wide margin.
 MAX_LINE_BYTES = 1 << 20
@@ -65,7 +79,7 @@ class CorpusFile:
 
 def decompressing(raw: BinaryIO, name: str) -> BinaryIO:
     if name.endswith(".gz"):
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+        return gzip_reader.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     if name.endswith(".xz"):
         return lzma.LZMAFile(raw, mode="rb")  # type: ignore[return-value]
     if name.endswith(".bz2"):
