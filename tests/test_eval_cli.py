@@ -221,6 +221,7 @@ def test_the_engine_is_transformers_without_vllm_and_vllm_asked_for_is_one_line(
     assert choose_engine("auto") == "transformers"
     assert choose_engine("transformers") == "transformers"
     model = tiny_model(tmp_path_factory)
+    capsys.readouterr()  # what saving the model printed (a progress bar when it is made here)
     code = main(
         ["eval", str(model), "--flores", "sample:flores200", "--directions", "eng_Latn-deu_Latn",
          "--limit", "1", "--engine", "vllm", "--out", str(tmp_path / "out")]

@@ -239,8 +239,10 @@ class MosesSource(Source):
     ) -> pa.Table:
         """One chunk of line pairs as segment rows; pairs with a blank side are skipped and
         counted (under the first blank side's language)."""
-        blank_a = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(side_a)), 0)
-        blank_b = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(side_b)), 0)
+        # Blank: empty or all white space (utf8_is_space is false for ""): the same sides as an
+        # empty utf8_trim_whitespace over every code point, without making the trimmed copies.
+        blank_a = pc.or_(pc.equal(pc.binary_length(side_a), 0), pc.utf8_is_space(side_a))
+        blank_b = pc.or_(pc.equal(pc.binary_length(side_b), 0), pc.utf8_is_space(side_b))
         skipped_a = pc.sum(blank_a).as_py() or 0
         skipped_b = pc.sum(pc.and_not(blank_b, blank_a)).as_py() or 0
         if skipped_a:
@@ -251,8 +253,8 @@ class MosesSource(Source):
         numbers = pa.array(np.arange(line_no + 1, line_no + len(side_a) + 1)).filter(keep)
         n = len(numbers)
         columns = {
-            "corpus": pa.array(np.full(n, self.corpus, dtype=object), pa.string()),
-            "split": pa.array(np.full(n, self.split, dtype=object), pa.string()),
+            "corpus": pa.repeat(pa.scalar(self.corpus, pa.string()), n),
+            "split": pa.repeat(pa.scalar(self.split, pa.string()), n),
             "segment_id": numbers.cast(pa.string()),
             "doc_id": pa.nulls(n, pa.string()),
         }
