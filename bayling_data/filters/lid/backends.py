@@ -342,7 +342,11 @@ class ScriptBackend:
         if not nonempty.any():
             return counts, upper
         starts = (np.cumsum(lengths) - lengths)[nonempty]
-        present = np.flatnonzero(np.bincount(looked_up, minlength=len(SCRIPTS))[1:]) + 1
+        top = int(looked_up.max())
+        if top <= 1:  # no letters, or Latin ones only (most batches of a Latin pair)
+            present = np.arange(1, top + 1)
+        else:
+            present = np.flatnonzero(np.bincount(looked_up, minlength=len(SCRIPTS))[1:]) + 1
         for script in present.tolist():
             counts[nonempty, script] = np.add.reduceat(looked_up == script, starts, dtype=np.int64)
         upper[nonempty] = np.add.reduceat(_CHAR_UPPER[points], starts, dtype=np.int64)
