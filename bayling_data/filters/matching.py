@@ -12,6 +12,7 @@ Two families:
 from __future__ import annotations
 
 from functools import cache
+from itertools import pairwise
 
 import numpy as np
 import pyarrow as pa
@@ -118,19 +119,21 @@ def is_unspaced(lang: str | None) -> bool:
 
 
 def hash_texts(*columns: pa.Array) -> np.ndarray:
-    """A 64-bit xxh3 key per row over one or more string columns (nulls hash as empty)."""
-    values = [pc.fill_null(column, "").to_pylist() for column in columns]
-    if len(values) == 1:
-        return np.fromiter(
-            (xxhash.xxh3_64_intdigest(v.encode("utf-8")) for v in values[0]),
-            dtype=np.uint64,
-            count=len(values[0]),
-        )
+    """A 64-bit xxh3 key per row over one or more string columns (nulls hash as empty), of the
+    columns' UTF-8 joined by U+001F. Arrow joins them; each row is hashed from a view of Arrow's
+    buffer, with no string object made for it."""
+    texts = [pc.fill_null(column, "") for column in columns]
+    joined = texts[0] if len(texts) == 1 else pc.binary_join_element_wise(*texts, "\x1f")
+    if isinstance(joined, pa.ChunkedArray):
+        joined = joined.combine_chunks()
+    joined = joined.cast(pa.large_string())  # one offsets type, however long the batch
+    n = len(joined)
+    offsets = np.frombuffer(joined.buffers()[1], np.int64, n + 1, joined.offset * 8).tolist()
+    data = joined.buffers()[2]
+    view = memoryview(data if data is not None else b"")
+    digest = xxhash.xxh3_64_intdigest
     return np.fromiter(
-        (
-            xxhash.xxh3_64_intdigest("\x1f".join(row).encode("utf-8"))
-            for row in zip(*values, strict=True)
-        ),
+        (digest(view[start:end]) for start, end in pairwise(offsets)),
         dtype=np.uint64,
-        count=len(values[0]),
+        count=n,
     )

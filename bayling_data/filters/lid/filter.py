@@ -527,12 +527,12 @@ class LanguageIdFilter(SegmentFilter):
         )
         expected_prob = _floats(scores.field("expected_prob"))
         rule = self.rule(lang)
-        contrary = (
-            np.array(
-                [label is not None and not languages_match(label, lang) for label in labels], bool
-            )
-            & ~wrong_script
-        )
+        # Whether each side's top label is another language: asked once per distinct label.
+        encoded = pc.dictionary_encode(scores.field("label"))
+        other = [not languages_match(name, lang) for name in encoded.dictionary.to_pylist()]
+        by_label = np.array([*other, False], dtype=bool)  # the last slot: no label
+        indices = pc.fill_null(encoded.indices, len(other)).to_numpy(zero_copy_only=False)
+        contrary = by_label[indices] & ~wrong_script
         if rule is None:
             verdict = np.zeros(len(labels), np.int8)
             counter["other language kept (uncalibrated)"] += int(contrary.sum())
