@@ -12,7 +12,7 @@ under a system prompt.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Literal
+from typing import Literal, TypeVar
 
 import pyarrow as pa
 import xxhash
@@ -53,6 +53,7 @@ TEMPLATE_SPEC = declare_templates("translation", {"src_name", "tgt_name", "src_t
 # A template with the language names filled in: (text before src_text, text after, template id)
 # where src_text is all that is left to fill, else the partial template.
 FilledTemplate = tuple[str, str, str] | Template
+T = TypeVar("T")
 
 
 class TranslationTaskConfig(TaskFields):
@@ -104,8 +105,8 @@ class TranslationTask(LanguagesMixin, SegmentTask):
         self.init_languages(pivots, targets, prompt_languages, seed, lang_registry)
         self._names: dict[tuple[str, str, str], dict[str, str]] = {}
         self._prefixes: dict[str, str] = {}
-        # Keyed by id(): the templates live as long as the task.
-        self._named: dict[tuple[int, str, str, str], Template] = {}
+        # Per direction and prompt language: its templates with the names filled in.
+        self._filled: dict[tuple[str, str, str], list[FilledTemplate]] = {}
         self.directions = checked_choices(directions, DIRECTIONS, "directions")
         self.templates = templates or load_templates(self.name)
         if not 0.0 <= system_prompt <= 1.0:
@@ -136,7 +137,7 @@ class TranslationTask(LanguagesMixin, SegmentTask):
             pairs += [(a, b) for a in pivots for b in pivots if a != b]
         return pairs
 
-    def pick(self, templates: tuple[Template, ...], salt: str, record_text: str) -> Template:
+    def pick(self, templates: Sequence[T], salt: str, record_text: str) -> T:
         """A template chosen from a hash of the seed and the record (``join_parts(*record)``)."""
         prefix = self._prefixes.get(salt)
         if prefix is None:
@@ -166,12 +167,14 @@ class TranslationTask(LanguagesMixin, SegmentTask):
     ) -> tuple[str, str] | None:
         """The user prompt and its template id for one pair (None: skip the pair). ``record`` is
         (corpus, split, segment id, source, target); ``record_text`` the same joined for hashing."""
-        template = self.pick(self.templates.for_language(prompt_lang), "template", record_text)
-        named = self._named.get((id(template), src, tgt, prompt_lang))
-        if named is None:
-            named = template.partial(**self.names(src, tgt, prompt_lang))
-            self._named[(id(template), src, tgt, prompt_lang)] = named
-        return named.render(src_text=src_text), template.id
+        choices = self._filled.get((src, tgt, prompt_lang))
+        if choices is None:
+            choices = self._filled[(src, tgt, prompt_lang)] = self._fill(src, tgt, prompt_lang)
+        choice = self.pick(choices, "template", record_text)
+        if isinstance(choice, tuple):
+            before, after, template_id = choice
+            return before + src_text + after, template_id
+        return choice.render(src_text=src_text), choice.id
 
     def system_message(
         self, src: str, tgt: str, prompt_lang: str, record: tuple[str, ...], record_text: str
@@ -189,9 +192,8 @@ class TranslationTask(LanguagesMixin, SegmentTask):
     def rows(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
         # One loop over segments x pairs, appending straight to the column lists: the hashes of
         # a row share their leading parts (prefixed_hash), and the loop avoids a call a column
-        # (about half the time of the plain version on the bible pair, same bytes). Where
-        # prompt() is this class's own, the template pick and render are inlined too, and the
-        # messages column is built from the prompts at the end (single_turn_messages).
+        # (about half the time of the plain version on the bible pair, same bytes). The messages
+        # column is built from the prompts at the end (single_turn_messages).
         pairs = self.pairs(segment_languages(batch))
         columns = {name: batch.column(name).to_pylist() for name in batch.schema.names}
         corpora, splits, segments = columns["corpus"], columns["split"], columns["segment_id"]
@@ -200,8 +202,6 @@ class TranslationTask(LanguagesMixin, SegmentTask):
         # The gate lets every row in unless it keeps a census or has limits to apply.
         admit = gate.admit if gate.census or gate.limits is not None else None
         prompt_prefix = hash_prefix(self.seed, "prompt")
-        template_prefix = hash_prefix(self.seed, "template")
-        own_prompt = type(self).prompt is TranslationTask.prompt
         with_system = self.system_prompt > 0
         choose_language = WeightedChoice(self.prompt_languages)
         two_64 = float(1 << 64)
@@ -219,8 +219,6 @@ class TranslationTask(LanguagesMixin, SegmentTask):
         keys = out["mix_key"]
         prompts: list[str] = []
         systems: list[str | None] = []
-        # Per direction and prompt language, in pick()'s order.
-        filled: dict[tuple[str, str, str], list[FilledTemplate]] = {}
         plan = [(src, tgt, f"{src}-{tgt}", join_parts("", src, tgt)) for src, tgt in pairs]
         for row in range(batch.num_rows):
             corpus, split, segment = corpora[row], splits[row], segments[row]
@@ -237,27 +235,10 @@ class TranslationTask(LanguagesMixin, SegmentTask):
                     digest((prompt_prefix + record_text).encode("utf-8")) / two_64
                 )
                 record = (corpus, split, segment, src, tgt)
-                if own_prompt:
-                    choices = filled.get((src, tgt, prompt_lang))
-                    if choices is None:
-                        choices = filled[(src, tgt, prompt_lang)] = self._filled(
-                            src, tgt, prompt_lang
-                        )
-                    choice = choices[
-                        digest((template_prefix + record_text).encode("utf-8")) % len(choices)
-                    ]
-                    if isinstance(choice, tuple):
-                        before, after, template_id = choice
-                        prompt = before + src_text + after
-                    else:
-                        prompt, template_id = choice.render(src_text=src_text), choice.id
-                else:
-                    made = self.prompt(
-                        src, tgt, src_text, tgt_text, prompt_lang, record, record_text
-                    )
-                    if made is None:
-                        continue
-                    prompt, template_id = made
+                made = self.prompt(src, tgt, src_text, tgt_text, prompt_lang, record, record_text)
+                if made is None:
+                    continue
+                prompt, template_id = made
                 system = (
                     self.system_message(src, tgt, prompt_lang, record, record_text)
                     if with_system
@@ -292,11 +273,9 @@ class TranslationTask(LanguagesMixin, SegmentTask):
         if ids:
             yield self._flush(out, prompts, systems)
 
-    def _filled(
-        self, src: str, tgt: str, prompt_lang: str
-    ) -> list[tuple[str, str, str] | Template]:
-        """The prompt language's templates with both names filled in (what :meth:`prompt`
-        renders), in the order :meth:`pick` picks from."""
+    def _fill(self, src: str, tgt: str, prompt_lang: str) -> list[FilledTemplate]:
+        """The prompt language's templates with both names filled in, in the order :meth:`pick`
+        picks from."""
         out: list[FilledTemplate] = []
         for template in self.templates.for_language(prompt_lang):
             named = template.partial(**self.names(src, tgt, prompt_lang))

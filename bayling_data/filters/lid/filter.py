@@ -89,9 +89,6 @@ class AnswerMemo:
         self.probs = np.zeros((0, TOP_K), np.float64)
         self.used = 0
 
-    def __len__(self) -> int:
-        return len(self.rows)
-
     def clear(self) -> None:
         self.rows = {}
         self.used = 0
