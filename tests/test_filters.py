@@ -58,6 +58,37 @@ def test_white_space_hint_finds_every_text_the_replace_changes():
     assert pc.match_substring_regex(arr, _SPACES_HINT).equals(changed)
 
 
+def test_nfc_makes_no_text_one_that_a_repair_hint_matches():
+    # Normalize skips the repairs on the texts no hint matches: NFC must not give any of them a
+    # control character or a space the hints would find (NFKC does, and takes the slow path).
+    import pyarrow.compute as pc
+
+    from bayling_data.filters.normalize import _CONTROL, _MOJIBAKE_HINT, _SPACES_HINT
+
+    hints = "|".join(f"(?:{hint})" for hint in (_MOJIBAKE_HINT, _CONTROL, _SPACES_HINT))
+    points = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    chars = pa.array([chr(c) for c in points])
+    clean = chars.filter(pc.invert(pc.match_substring_regex(chars, hints)))
+    normalized = pc.utf8_normalize(clean, form="NFC")
+    repairs = f"(?:{_CONTROL})|(?:{_SPACES_HINT})"
+    assert not pc.any(pc.match_substring_regex(normalized, repairs)).as_py()
+    spaced = pa.array(["a \u00a8b"])  # NFKC: "a", two spaces, a combining diaeresis, "b"
+    assert not pc.any(pc.match_substring_regex(spaced, hints)).as_py()
+    assert pc.any(pc.match_substring_regex(pc.utf8_normalize(spaced, form="NFKC"), repairs)).as_py()
+
+
+def test_normalize_skips_repairs_only_where_no_hint_matches():
+    # Batches with some, none and only texts that need a repair give what every step on every
+    # text gives.
+    texts = ["Caf\u00e9 plain", "Cafe\u0301  x", "\x07bell", None, "a\u00a0b", "ok", " pad "]
+    texts += ["GrÃ¼ÃŸe aus KÃ¶ln", "\ufeffbom"]
+    for form in ("NFC", "NFKC", "none"):
+        step = Normalize(unicode=form)
+        for batch in (texts, texts[:1] + texts[5:6], texts[1:3]):
+            arr = pa.array(batch, pa.string())
+            assert step.transform(arr, "eng_Latn").equals(step._repaired(arr)), (form, batch)
+
+
 def test_normalize_fast_paths_equal_the_plain_kernels():
     import pyarrow.compute as pc
 

@@ -19,6 +19,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
+from itertools import repeat
 from pathlib import Path
 from typing import Literal
 
@@ -95,8 +96,7 @@ class AnswerMemo:
 
     def find(self, keys: np.ndarray) -> np.ndarray:
         """Each key's row, -1 where the memo has none."""
-        rows = self.rows
-        return np.fromiter((rows.get(key, -1) for key in keys.tolist()), np.int64, len(keys))
+        return np.fromiter(map(self.rows.get, keys.tolist(), repeat(-1)), np.int64, len(keys))
 
     def add(self, keys: np.ndarray, answers: Answers) -> None:
         if self.used + len(keys) > self.size:
