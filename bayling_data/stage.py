@@ -65,6 +65,21 @@ class StageStats:
             else:
                 self.count(key, n, 0)
 
+    def count_reasons(self, key: str, reasons: pa.Array) -> None:
+        """As :meth:`count_by` for rows that all have one key (a segment filter's language):
+        no key column to build and encode, which cost 0.3 ms of the 0.45 ms a 10k-row call."""
+        if len(reasons) == 0:
+            return
+        reason_codes = pc.dictionary_encode(pc.fill_null(reasons, ""))
+        counted = np.bincount(reason_codes.indices.to_numpy())
+        reason_names = reason_codes.dictionary.to_pylist()
+        for code in np.flatnonzero(counted).tolist():
+            reason, n = reason_names[code], int(counted[code])
+            if reason:
+                self.count(key, n, n, {reason: n})
+            else:
+                self.count(key, n, 0)
+
     def merge(self, other: StageStats) -> None:
         self.rows_in += other.rows_in
         self.rows_out += other.rows_out

@@ -7,6 +7,7 @@ filter that drops for several reasons overrides ``reject_reasons``; the funnel k
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -65,9 +66,9 @@ class SegmentFilter(Stage):
         self, texts: pa.Array, lang: str, present: pa.Array, reasons: pa.Array
     ) -> pa.Array:
         """Count the present sides' reasons (null: kept) and null the dropped sides."""
-        self.stats.count_by(pa.array([lang] * len(reasons), pa.string()), reasons)
+        self.stats.count_reasons(lang, reasons)
         dropped = pc.replace_with_mask(
-            pa.array([False] * len(texts)), present, pc.is_valid(reasons)
+            pa.array(np.zeros(len(texts), dtype=bool)), present, pc.is_valid(reasons)
         )
         return pc.if_else(pc.and_not(present, dropped), texts, _NO_REASON)
 

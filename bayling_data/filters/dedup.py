@@ -140,13 +140,13 @@ class RowDedup(SegmentFilter, GlobalFilter):
         return self._drop(batch, np.ones(batch.num_rows, bool) if repeated is None else ~repeated)
 
     def _drop(self, batch: pa.RecordBatch, fresh: np.ndarray) -> pa.RecordBatch:
-        reasons = _reasons(fresh, "duplicate row")
+        repeated = ~fresh
         for code in segment_languages(batch):
-            present = pc.is_valid(batch.column(code))
-            self.stats.count_by(
-                pa.array([code] * (pc.sum(pc.cast(present, pa.int64())).as_py() or 0), pa.string()),
-                reasons.filter(present),
-            )
+            present = batch.column(code).is_valid().to_numpy(zero_copy_only=False)
+            sides = int(np.count_nonzero(present))
+            if sides:
+                dropped = int(np.count_nonzero(repeated & present))
+                self.stats.count(code, sides, dropped, {"duplicate row": dropped})
         return batch.filter(pa.array(fresh))
 
 

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bayling_data.errors import BaylingError
+from bayling_data.gc_pause import paused_gc
 from bayling_data.languages import Language, registry
 
 Prediction = list[tuple[str, float]]
@@ -638,7 +639,6 @@ class FastTextBackend(LidBackend):
         """fasttext-new's batch call: labels per line, and all probabilities as one float32
         buffer with a count per line, scattered into the answer arrays in numpy (no Python
         object per answer but the label strings the binding makes)."""
-        numbers, batch = self._numbers, self._model.f.predict_batch  # type: ignore[attr-defined]
         ids = np.full((len(lines), k), -1, dtype=np.int16)
         probs_out = np.zeros((len(lines), k), dtype=np.float64)
         # The model may leave out answers below a threshold itself, which prunes its search of
@@ -648,22 +648,39 @@ class FastTextBackend(LidBackend):
         # half of min_prob and the exact cut below stays the only one; a line whose every answer
         # is below that is asked again for its top answer, which is always kept.
         pruning = min_prob / 2
-        for start in range(0, len(lines), self.BATCH_LINES):
-            chunk = lines[start : start + self.BATCH_LINES]
-            labels, flat, counts = batch(chunk, k, pruning, 1, "replace")
-            # fastText adds 1e-5 before the log: a sure answer comes back a hair above 1.
-            probs = np.frombuffer(flat, dtype=np.float32)
-            per_line = np.asarray(counts, dtype=np.int64)
-            if pruning > 0 and not per_line.all():
-                labels, probs, per_line = self._with_top_answers(chunk, labels, probs, per_line)
-            total = len(probs)
-            rows = start + np.repeat(np.arange(len(chunk)), per_line)
-            cols = np.arange(total) - np.repeat(np.cumsum(per_line) - per_line, per_line)
-            ids[rows, cols] = np.fromiter(
-                map(numbers.__getitem__, chain.from_iterable(labels)), np.int16, count=total
-            )
-            probs_out[rows, cols] = np.minimum(probs.astype(np.float64), 1.0)
+        # fastText's labels come as a list per line, tens of thousands of containers with no
+        # cycle among them: the collector is paused while they live (they die with each call
+        # of _fill_chunk, so none is left for it to walk when it resumes).
+        with paused_gc():
+            for start in range(0, len(lines), self.BATCH_LINES):
+                chunk = lines[start : start + self.BATCH_LINES]
+                self._fill_chunk(chunk, start, k, pruning, ids, probs_out)
         return Answers(ids, probs_out, self.codes).kept(min_prob)
+
+    def _fill_chunk(
+        self,
+        chunk: list[str],
+        start: int,
+        k: int,
+        pruning: float,
+        ids: np.ndarray,
+        probs_out: np.ndarray,
+    ) -> None:
+        """One batch call; its answers go into rows ``start ...`` of ``ids`` and ``probs_out``."""
+        batch = self._model.f.predict_batch  # type: ignore[attr-defined]
+        labels, flat, counts = batch(chunk, k, pruning, 1, "replace")
+        # fastText adds 1e-5 before the log: a sure answer comes back a hair above 1.
+        probs = np.frombuffer(flat, dtype=np.float32)
+        per_line = np.asarray(counts, dtype=np.int64)
+        if pruning > 0 and not per_line.all():
+            labels, probs, per_line = self._with_top_answers(chunk, labels, probs, per_line)
+        total = len(probs)
+        rows = start + np.repeat(np.arange(len(chunk)), per_line)
+        cols = np.arange(total) - np.repeat(np.cumsum(per_line) - per_line, per_line)
+        ids[rows, cols] = np.fromiter(
+            map(self._numbers.__getitem__, chain.from_iterable(labels)), np.int16, count=total
+        )
+        probs_out[rows, cols] = np.minimum(probs.astype(np.float64), 1.0)
 
     def _with_top_answers(
         self, chunk: list[str], labels: list[list[str]], probs: np.ndarray, per_line: np.ndarray

@@ -45,6 +45,7 @@ from bayling_data.filters.lid.rules import (
     format_threshold,
     parse_threshold,
 )
+from bayling_data.gc_pause import paused_gc
 from bayling_data.languages import registry
 
 DEFAULT_TABLE = "lid176.flores200-dev.tsv"
@@ -236,6 +237,7 @@ class CalibrationTable:
         return path
 
     @classmethod
+    @paused_gc()  # a tuple and a list per row of 13k, all kept until the table is made
     def load(cls, path: str | Path) -> CalibrationTable:
         path = Path(path)
         try:
