@@ -338,6 +338,25 @@ def test_the_shard_size_does_not_change_the_bytes_of_an_unshuffled_build(tmp_pat
     assert small == large
 
 
+def test_routing_in_many_small_flushes_does_not_change_the_bytes(
+    every_filter_recipe: Path, reference: dict, tmp_path: Path, monkeypatch
+) -> None:
+    """A route item that writes its buckets after every leg batch (a tiny buffer) gives the
+    same bytes as one that gathers the whole shard first; shuffled and not."""
+    from conftest import SAMPLE_RECIPE
+
+    from bayling_data import legs
+
+    common = ["execution.executor=inprocess", "batch_segments=4"]
+    unshuffled = [*common, "output.shuffle=false"]
+    gathered = _build(SAMPLE_RECIPE, tmp_path / "gathered", *unshuffled)
+    monkeypatch.setattr(legs, "ROUTE_BUFFER_BYTES", 1)
+    flushed = _build(SAMPLE_RECIPE, tmp_path / "flushed", *unshuffled)
+    assert flushed == gathered
+    digest = _build(every_filter_recipe, tmp_path / "out", *common)
+    assert digest == reference["digest"]
+
+
 def test_a_second_build_of_the_same_output_is_refused_while_one_runs(tmp_path: Path) -> None:
     import fcntl
 
